@@ -1,0 +1,41 @@
+# crdkit: the two commands of the README, and a few more for developers.
+#   make demo   build, start a local control plane, show crdkit working
+#   make test   the whole test suite (ASan+UBSan, real apiserver); ends with
+#               "N passed, N failed"
+#   make build  release build in build/release
+#   make lint   clang-tidy and cppcheck
+#   make fuzz   longer fuzz runs (FUZZ_SECONDS per target, default 300)
+#   make format clang-format the sources
+.PHONY: all deps build test demo lint fuzz format clean install
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+build/release/build.ninja: | deps
+	meson setup build/release --buildtype=release
+
+build: deps build/release/build.ninja
+	ninja -C build/release
+
+test: deps
+	@scripts/run-tests
+
+demo: deps build
+	@scripts/demo
+
+lint: deps
+	@scripts/lint
+
+fuzz: deps
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+install: build
+	meson install -C build/release
+
+clean:
+	rm -rf build

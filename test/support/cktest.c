@@ -1,0 +1,134 @@
+#include "cktest.h"
+
+#include "crdkit/config.h"
+
+#include <curl/curl.h>
+#include <sanitizer/lsan_interface.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+void cktest_leak_check(void) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__has_feature)
+  cr_assert_eq(__lsan_do_recoverable_leak_check(), 0,
+               "memory leaked during the test (see the LeakSanitizer report above)");
+#endif
+}
+
+const char *cktest_env(const char *name) {
+  const char *v = getenv(name);
+  cr_assert(v && *v,
+            "%s is not set: this test needs the real apiserver (run `make test`, or "
+            "`eval $(scripts/testenv up)` first)",
+            name);
+  return v;
+}
+
+ck_client_t *cktest_client(const char *who) {
+  const char *path = strcmp(who, "user") == 0 ? cktest_env("CRDKIT_TEST_USER_KUBECONFIG")
+                                              : cktest_env("KUBECONFIG");
+  ck_config_opts_t o = {.kubeconfig = path, .no_in_cluster = true};
+  ck_config_t *cfg = NULL;
+  ck_error_t err = {0};
+  int rc = ck_config_load(&o, &cfg, &err);
+  cr_assert_eq(rc, 0, "loading %s: %s", path, err.message);
+  ck_client_t *c = NULL;
+  rc = ck_client_new(cfg, NULL, &c, &err);
+  ck_config_free(cfg);
+  cr_assert_eq(rc, 0, "client: %s", err.message);
+  return c;
+}
+
+char *cktest_ns_create(ck_client_t *admin, const char *prefix) {
+  unsigned r;
+  cr_assert_eq(getrandom(&r, sizeof r, 0), (ssize_t)sizeof r);
+  char *name = malloc(64);
+  snprintf(name, 64, "%s-%08x", prefix, r);
+  json_t *ns = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
+                         "metadata", "name", name);
+  ck_error_t err = {0};
+  int rc = ck_object_create(admin, &ck_res_namespaces, NULL, ns, NULL, NULL, &err);
+  json_decref(ns);
+  cr_assert_eq(rc, 0, "create namespace %s: %s", name, err.message);
+  return name;
+}
+
+void cktest_ns_delete(ck_client_t *admin, char *ns) {
+  ck_error_t err = {0};
+  /* Without kube-controller-manager the namespace stays Terminating; the
+   * harness removes everything when it stops. */
+  ck_object_delete(admin, &ck_res_namespaces, NULL, ns, NULL, NULL, &err);
+  free(ns);
+}
+
+void cktest_control(const char *path) {
+  const char *base = cktest_env("CRDKIT_TEST_CONTROL");
+  char url[512];
+  snprintf(url, sizeof url, "%s%s", base, path);
+  CURL *e = curl_easy_init();
+  cr_assert(e);
+  FILE *devnull = fopen("/dev/null", "w");
+  curl_easy_setopt(e, CURLOPT_URL, url);
+  curl_easy_setopt(e, CURLOPT_POST, 1L);
+  curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+  curl_easy_setopt(e, CURLOPT_TIMEOUT, 180L);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, devnull);
+  CURLcode rc = curl_easy_perform(e);
+  long code = 0;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_cleanup(e);
+  fclose(devnull);
+  cr_assert_eq(rc, CURLE_OK, "control %s: %s", path, curl_easy_strerror(rc));
+  cr_assert_eq(code, 200, "control %s answered HTTP %ld", path, code);
+}
+
+int cktest_sh(char **out, const char *fmt, ...) {
+  char cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  FILE *p = popen(cmd, "r");
+  cr_assert(p, "popen %s", cmd);
+  size_t cap = 4096, len = 0;
+  char *buf = malloc(cap);
+  size_t n;
+  while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+    len += n;
+    if (cap - len < 1024)
+      buf = realloc(buf, cap *= 2);
+  }
+  buf[len] = '\0';
+  int st = pclose(p);
+  if (out)
+    *out = buf;
+  else
+    free(buf);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+json_t *cktest_json(const char *text) {
+  json_error_t je;
+  json_t *j = json_loads(text, 0, &je);
+  cr_assert(j, "not JSON: %s (%s)", je.text, text);
+  return j;
+}
+
+json_t *cktest_configmap(const char *name, const char *key, const char *value) {
+  return json_pack("{s:s,s:s,s:{s:s},s:{s:s}}", "apiVersion", "v1", "kind", "ConfigMap",
+                   "metadata", "name", name, "data", key, value);
+}
+
+char *cktest_tmpfile(const char *data) {
+  char *path = strdup("/tmp/cktest-XXXXXX");
+  int fd = mkstemp(path);
+  cr_assert(fd >= 0);
+  size_t len = strlen(data);
+  cr_assert_eq(write(fd, data, len), (ssize_t)len);
+  close(fd);
+  return path;
+}

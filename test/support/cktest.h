@@ -1,0 +1,49 @@
+/* Test helpers shared by crdkit's Criterion suites. */
+#ifndef CKTEST_H
+#define CKTEST_H
+
+#include "crdkit/client.h"
+#include "crdkit/watch.h"
+
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+/* A test whose body is followed by a LeakSanitizer check: memory that
+ * became unreachable during the test fails it. (Criterion counts a test
+ * as passed even when LeakSanitizer reports at process exit, and ignores
+ * assertions in .fini, so the check runs at the end of the body.) */
+#define CK_TEST(suite, name) CK_TEST_OPTS(suite, name, .disabled = false)
+/* With Criterion test options, e.g. .timeout = 120. */
+#define CK_TEST_OPTS(suite, name, ...)                                                             \
+  static void suite##_##name##_body(void);                                                         \
+  Test(suite, name, __VA_ARGS__) {                                                                 \
+    suite##_##name##_body();                                                                       \
+    cktest_leak_check();                                                                           \
+  }                                                                                                \
+  static void suite##_##name##_body(void)
+
+void cktest_leak_check(void);
+
+/* The test cluster. These fail the test (never skip it) when the cluster
+ * is not there: integration tests need the real apiserver. */
+const char *cktest_env(const char *name);
+/* A client for "admin" (system:masters) or "user" (no rights). */
+ck_client_t *cktest_client(const char *who);
+/* A fresh namespace "<prefix>-<random>", created with the admin client.
+ * Returns a malloc'd name; cktest_ns_delete removes it and frees it. */
+char *cktest_ns_create(ck_client_t *admin, const char *prefix);
+void cktest_ns_delete(ck_client_t *admin, char *ns);
+/* POST to the harness's control endpoint ("/compact", "/apiserver/restart"). */
+void cktest_control(const char *path);
+/* Run a shell command line, return its exit status; stdout into *out
+ * (malloc'd) when out is not NULL. */
+int cktest_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parse JSON text or fail the test. New reference. */
+json_t *cktest_json(const char *text);
+/* A ConfigMap object {name, data: {k: v}}. New reference. */
+json_t *cktest_configmap(const char *name, const char *key, const char *value);
+/* Write `data` to a new temporary file; returns its malloc'd path. */
+char *cktest_tmpfile(const char *data);
+
+#endif
