@@ -5,8 +5,9 @@
 #   make build  release build in build/release
 #   make lint   clang-tidy and cppcheck
 #   make fuzz   longer fuzz runs (FUZZ_SECONDS per target, default 300)
+#   make bench  benchmarks on the local control plane (docs/performance.md)
 #   make format clang-format the sources
-.PHONY: all deps build test demo lint fuzz format clean install
+.PHONY: all deps build test demo lint fuzz bench format clean install
 
 all: build
 
@@ -30,6 +31,9 @@ lint: deps
 
 fuzz: deps
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-300} scripts/fuzz
+
+bench: deps build
+	@scripts/bench
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
