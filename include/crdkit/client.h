@@ -64,6 +64,13 @@ void ck_client_foreach_request_count(ck_client_t *c,
                                                 uint64_t count),
                                      void *ctx);
 
+/* Number of connections (TCP, and TLS over it) the client has opened so
+ * far, summed over finished transfers (requests, and watches once they
+ * ended or were freed): a transfer that reused a pooled connection or
+ * was multiplexed onto one (HTTP/2) adds nothing. For tests and
+ * diagnostics of connection reuse. */
+uint64_t ck_client_connections_opened(ck_client_t *c);
+
 /* ---- raw requests ---------------------------------------------------- */
 
 typedef struct ck_request {

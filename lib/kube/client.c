@@ -154,6 +154,12 @@ void ck_client_free(ck_client_t *c) {
   free(c);
 }
 
+/* transport.c */
+
+uint64_t ck_client_connections_opened(ck_client_t *c) {
+  return ck_transport_connections_opened(c->transport);
+}
+
 const char *ck_client_namespace(const ck_client_t *c) { return c->cfg->namespace_; }
 const char *ck_client_server(const ck_client_t *c) { return c->cfg->server; }
 ck_transport_t *ck_client_transport(ck_client_t *c) { return c->transport; }
@@ -364,6 +370,12 @@ int ck_client_request(ck_client_t *c, const ck_request_t *req, ck_response_t *re
     if (rc) {
       ck_xfer_cleanup(&x);
       return rc;
+    }
+    if (x.result != CURLE_OK && x.status >= 400 && broken_connection(x.result)) {
+      /* The answer's status line arrived, then the stream was reset (the
+       * apiserver does so for some HTTP/2 error answers, which libcurl 7.88
+       * reports as a transfer error): the HTTP status is the answer. */
+      x.result = CURLE_OK;
     }
     if (x.result != CURLE_OK) {
       curl_off_t sent = 0;

@@ -87,7 +87,14 @@ int ck_discovery_resolve(ck_client_t *c, const char *api_version, const char *ki
   if (!list)
     return ck_error_set(err, CK_EPARSE, "discovery %s: answer is not JSON", path);
   pthread_mutex_lock(lock);
-  json_array_append_new(lists, list);
+  /* Keep the new list only when it differs from the newest one: repeated
+   * misses must not pile up identical copies (old lists stay, since their
+   * strings may have been handed out). */
+  size_t nlists = json_array_size(lists);
+  if (nlists > 0 && json_equal(json_array_get(lists, nlists - 1), list))
+    json_decref(list);
+  else
+    json_array_append_new(lists, list);
   bool found = lookup(lists, group, version, kind, out);
   pthread_mutex_unlock(lock);
   if (!found)

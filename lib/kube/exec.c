@@ -76,8 +76,8 @@ int ck_exec_decode(const char *text, size_t len, const char *api_version, ck_exe
     out->key_pem = (unsigned char *)strdup(key);
     if (!out->cert_pem || !out->key_pem)
       rc = ck_error_set(err, CK_ENOMEM, "out of memory");
-    else
-      rc = ck_check_cert_key(out->cert_pem, out->cert_len, out->key_pem, out->key_len, err);
+    else if (ck_check_cert_key(out->cert_pem, out->cert_len, out->key_pem, out->key_len, err))
+      rc = ck_error_set_code(err, CK_EAUTH); /* a bad credential, like every error here */
     if (rc)
       ck_error_prefix(err, "exec plugin output: ");
   }

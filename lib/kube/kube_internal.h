@@ -127,6 +127,9 @@ int ck_transport_wait(ck_transport_t *t, ck_xfer_t *x, int64_t timeout_ms);
 int ck_transport_wait_headers(ck_transport_t *t, ck_xfer_t *x, int64_t timeout_ms);
 /* Ask the I/O thread to abort x and wait until it has let go of it. */
 void ck_transport_cancel(ck_transport_t *t, ck_xfer_t *x);
+/* Connections opened so far (sum of CURLINFO_NUM_CONNECTS of finished
+ * transfers). */
+uint64_t ck_transport_connections_opened(ck_transport_t *t);
 /* Wake waiters of a streaming xfer: used by sinks' consumers. */
 pthread_mutex_t *ck_transport_lock(ck_transport_t *t);
 

@@ -124,7 +124,16 @@ static int cfail(ctx_t *c, const kfile_t *f, int code, const char *fmt, ...) {
     w += (size_t)snprintf(where + w, sizeof where - w, "cluster \"%s\": ", c->cluster);
   if (c->user && w < sizeof where)
     snprintf(where + w, sizeof where - w, "user \"%s\": ", c->user);
-  return ck_error_set(c->err, code, "kubeconfig %s: %s%s", f ? f->path : "(merged)", where, what);
+  /* Not about one file (a name missing from all of them): name them all. */
+  ck_buf_t files = {0};
+  if (f)
+    ck_buf_puts(&files, f->path);
+  for (size_t i = 0; !f && i < c->nfiles; i++)
+    ck_buf_printf(&files, "%s%s", i ? ":" : "", c->files[i].path);
+  int rc = ck_error_set(c->err, code, "kubeconfig %s: %s%s", files.data ? files.data : "(none)",
+                        where, what);
+  ck_buf_free(&files);
+  return rc;
 }
 
 /* Fetch an optional string field; a present non-string is an error. */

@@ -29,6 +29,9 @@ char *ck_resource_path(const ck_resource_t *res, const char *ns, const char *nam
     return NULL;
   if (name && !valid_segment(name))
     return NULL;
+  /* A subresource is one path segment too ("status", "scale"). */
+  if (name && subresource && *subresource && !valid_segment(subresource))
+    return NULL;
   ck_buf_t b = {0};
   if (!res->group || !*res->group)
     ck_buf_printf(&b, "/api/%s", res->version);
@@ -177,7 +180,7 @@ int ck_object_list_each(ck_client_t *c, const ck_resource_t *res, const char *ns
       o.resource_version = NULL;
       o.resource_version_match = NULL;
     }
-    json_t *page;
+    json_t *page = NULL;
     rc = ck_object_list(c, res, ns, &o, &page, err);
     free(cont);
     cont = NULL;

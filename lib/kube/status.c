@@ -42,8 +42,10 @@ int ck_status_from_json(long http_status, json_t *st, const char *what, ck_error
     http_status = (long)json_integer_value(code);
   err->http_status = (int)http_status;
   const char *reason = json_string_value(json_object_get(st, "reason"));
-  err->reason = reason && *reason ? ck_reason_from_name(reason) : reason_from_http(http_status);
-  if (err->reason == CK_REASON_UNKNOWN && (!reason || !*reason))
+  /* As client-go: a reason this library does not know (none, "Unknown",
+   * or one newer than it) leaves the HTTP code to decide. */
+  err->reason = ck_reason_from_name(reason);
+  if (err->reason == CK_REASON_UNKNOWN)
     err->reason = reason_from_http(http_status);
   const char *msg = json_string_value(json_object_get(st, "message"));
   if (msg && *msg)

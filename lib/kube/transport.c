@@ -20,9 +20,16 @@ struct ck_transport {
   ck_xfer_t *ops_head, *ops_tail;
   bool stop;
   bool started;
+  uint64_t connects; /* sum of CURLINFO_NUM_CONNECTS of finished transfers */
 };
 
+/* For ck_client_connections_opened (client.c). */
+
 pthread_mutex_t *ck_transport_lock(ck_transport_t *t) { return &t->lock; }
+
+uint64_t ck_transport_connections_opened(ck_transport_t *t) {
+  return __atomic_load_n(&t->connects, __ATOMIC_RELAXED);
+}
 
 static size_t on_header(char *buf, size_t size, size_t n, void *ud) {
   ck_xfer_t *x = ud;
@@ -103,6 +110,10 @@ void ck_xfer_cleanup(ck_xfer_t *x) {
 }
 
 static void finish(ck_transport_t *t, ck_xfer_t *x, CURLcode res) {
+  long nconn = 0;
+  if (x->added && curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &nconn) == CURLE_OK &&
+      nconn > 0)
+    __atomic_add_fetch(&t->connects, (uint64_t)nconn, __ATOMIC_RELAXED);
   if (x->added)
     curl_multi_remove_handle(t->multi, x->easy);
   x->added = false;
@@ -116,6 +127,8 @@ static void finish(ck_transport_t *t, ck_xfer_t *x, CURLcode res) {
   pthread_mutex_unlock(&t->lock);
 }
 
+static void enqueue(ck_transport_t *t, ck_xfer_t *x, int op);
+
 static void run_ops(ck_transport_t *t) {
   pthread_mutex_lock(&t->lock);
   ck_xfer_t *ops = t->ops_head;
@@ -123,10 +136,10 @@ static void run_ops(ck_transport_t *t) {
   pthread_mutex_unlock(&t->lock);
   while (ops) {
     ck_xfer_t *x = ops;
+    pthread_mutex_lock(&t->lock);
     ops = x->next_op;
-    x->next_op = NULL;
     int op = x->op;
-    x->op = 0;
+    pthread_mutex_unlock(&t->lock);
     if (op == OP_ADD && !x->done) {
       if (curl_multi_add_handle(t->multi, x->easy) == CURLM_OK)
         x->added = true;
@@ -135,6 +148,20 @@ static void run_ops(ck_transport_t *t) {
     } else if (op == OP_CANCEL && !x->done) {
       finish(t, x, CURLE_ABORTED_BY_CALLBACK);
     }
+    /* Last touch of x: a canceller waits for op == 0 before freeing it.
+     * A cancel that arrived while x was being added is queued again. */
+    pthread_mutex_lock(&t->lock);
+    bool again = op == OP_ADD && x->op == OP_CANCEL && !x->done;
+    if (again) {
+      enqueue(t, x, OP_CANCEL);
+    } else {
+      x->next_op = NULL;
+      x->op = 0;
+    }
+    pthread_cond_broadcast(&x->cond);
+    pthread_mutex_unlock(&t->lock);
+    if (again)
+      curl_multi_wakeup(t->multi);
   }
 }
 
@@ -177,7 +204,10 @@ int ck_transport_new(ck_transport_t **out, ck_error_t *err) {
     return ck_error_set(err, CK_ENOMEM, "cannot create a libcurl multi handle");
   }
   curl_multi_setopt(t->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
-  curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, 16L);
+  /* No fixed CURLMOPT_MAXCONNECTS: the cache bound counts connections in
+   * use, so a fixed 16 with more than 16 HTTP/1.1 watches open closed every
+   * request's connection as it finished. libcurl's default scales with the
+   * transfers in progress (4 per transfer). */
   int e = pthread_create(&t->thread, NULL, io_main, t);
   if (e) {
     ck_transport_free(t);
@@ -265,5 +295,9 @@ void ck_transport_cancel(ck_transport_t *t, ck_xfer_t *x) {
   }
   pthread_mutex_unlock(&t->lock);
   curl_multi_wakeup(t->multi);
-  wait_for(t, x, -1, false);
+  /* Wait until it is finished AND out of the operation queue. */
+  pthread_mutex_lock(&t->lock);
+  while (!x->done || x->op != 0)
+    pthread_cond_wait(&x->cond, &t->lock);
+  pthread_mutex_unlock(&t->lock);
 }

@@ -6,6 +6,7 @@
 #include "util/timeutil.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,10 @@ struct ck_watch {
   char rv[64];
   bool initial_done;
   bool submitted; /* the I/O thread knows x: cancel before freeing */
+  /* Dead-stream detection: ck_now_ms() of the last byte (set by the sink
+   * on the I/O thread) and the allowed silence. */
+  _Atomic int64_t last_byte_ms;
+  int64_t idle_ms;
 };
 
 static int push_line(void *ctx, const char *data, size_t len) {
@@ -55,6 +60,7 @@ static int push_line(void *ctx, const char *data, size_t len) {
 /* Runs on the I/O thread for each chunk of a 2xx body. */
 static int sink(void *ctx, const char *data, size_t len) {
   ck_watch_t *w = ctx;
+  atomic_store_explicit(&w->last_byte_ms, ck_now_ms(), memory_order_relaxed);
   int rc = ck_framer_feed(&w->framer, data, len, push_line, w);
   if (rc)
     w->frame_error = rc;
@@ -108,8 +114,10 @@ int ck_watch_open(ck_client_t *c, const ck_resource_t *res, const char *ns,
   *out = NULL;
   ck_watch_opts_t o = opts ? *opts : (ck_watch_opts_t){0};
   char *base = ck_resource_path(res, res && res->namespaced ? ns : NULL, NULL, NULL);
-  if (!base)
+  if (!base || !res) { /* (res: for the analyzer; base is NULL then) */
+    free(base);
     return ck_error_set(err, CK_EINVAL, "watch: invalid resource or namespace");
+  }
   ck_watch_t *w = calloc(1, sizeof *w);
   if (!w) {
     free(base);
@@ -207,6 +215,8 @@ int ck_watch_open(ck_client_t *c, const ck_resource_t *res, const char *ns,
     ck_watch_free(w);
     return CK_EAPI;
   }
+  w->idle_ms = (int64_t)(o.idle_timeout_s > 0 ? o.idle_timeout_s : 90) * 1000;
+  atomic_store_explicit(&w->last_byte_ms, ck_now_ms(), memory_order_relaxed);
   *out = w;
   return 0;
 }
@@ -230,15 +240,33 @@ int ck_watch_next(ck_watch_t *w, int timeout_ms, ck_watch_event_t *ev, ck_error_
     return ck_error_set(err, CK_ECLOSED, "watch: already finished");
   ck_transport_t *t = ck_client_transport(w->client);
   pthread_mutex_t *lock = ck_transport_lock(t);
-  struct timespec dl = ck_deadline_after_ms(timeout_ms < 0 ? 0 : timeout_ms);
+  int64_t end_ms = timeout_ms < 0 ? INT64_MAX : ck_now_ms() + timeout_ms;
+  bool dead = false;
   pthread_mutex_lock(lock);
   while (!w->head && !w->x.done) {
-    if (timeout_ms < 0) {
-      pthread_cond_wait(&w->x.cond, lock);
-    } else if (pthread_cond_timedwait(&w->x.cond, lock, &dl) == ETIMEDOUT) {
+    /* Wake for the caller's deadline or when the stream has been silent
+     * for idle_ms (libcurl's low-speed check, which averages over several
+     * seconds, only notices later). */
+    int64_t now = ck_now_ms();
+    int64_t idle_end =
+        atomic_load_explicit(&w->last_byte_ms, memory_order_relaxed) + w->idle_ms;
+    if (now >= idle_end) {
+      dead = true;
+      break;
+    }
+    if (now >= end_ms) {
       pthread_mutex_unlock(lock);
       return CK_ETIMEDOUT;
     }
+    struct timespec dl = ck_deadline_after_ms((end_ms < idle_end ? end_ms : idle_end) - now);
+    pthread_cond_timedwait(&w->x.cond, lock, &dl);
+  }
+  if (dead) {
+    pthread_mutex_unlock(lock);
+    ck_transport_cancel(t, &w->x);
+    w->finished = true;
+    return ck_error_set(err, CK_ETRANSPORT, "watch %s: no data for %lld s (dead connection)",
+                        w->path, (long long)(w->idle_ms / 1000));
   }
   line_t *l = w->head;
   if (l) {

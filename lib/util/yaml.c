@@ -45,11 +45,29 @@ static void diag_out(struct fy_diag *d, void *user, const char *buf, size_t len)
   conv_t *c = user;
   if (c->diag[0])
     return; /* keep the first message: it names the real problem */
-  size_t n = len < sizeof c->diag - 1 ? len : sizeof c->diag - 1;
-  memcpy(c->diag, buf, n);
-  c->diag[n] = '\0';
-  while (n && (c->diag[n - 1] == '\n' || c->diag[n - 1] == ' '))
-    c->diag[--n] = '\0';
+  char tmp[sizeof c->diag];
+  size_t n = len < sizeof tmp - 1 ? len : sizeof tmp - 1;
+  memcpy(tmp, buf, n);
+  tmp[n] = '\0';
+  while (n && (tmp[n - 1] == '\n' || tmp[n - 1] == ' '))
+    tmp[--n] = '\0';
+  /* libfyaml writes "<source>:L:C: error: what", where the source of an
+   * in-memory string is a memory address: say "line L, column C: what". */
+  const char *what = strstr(tmp, ": error: ");
+  if (what) {
+    const char *col = what;
+    while (col > tmp && isdigit((unsigned char)col[-1]))
+      col--;
+    const char *line = col > tmp + 1 && col < what && col[-1] == ':' ? col - 1 : NULL;
+    while (line && line > tmp && isdigit((unsigned char)line[-1]))
+      line--;
+    if (line && line < col - 1 && line > tmp && line[-1] == ':') {
+      snprintf(c->diag, sizeof c->diag, "line %ld, column %ld: %s", strtol(line, NULL, 10),
+               strtol(col, NULL, 10), what + strlen(": error: "));
+      return;
+    }
+  }
+  memcpy(c->diag, tmp, n + 1);
 }
 
 static int fail_at(conv_t *c, struct fy_event *ev, int code, const char *fmt, ...)
@@ -118,8 +136,6 @@ static json_t *parse_int(const char *s, size_t len, ck_yaml_schema_t schema) {
     if (d >= base)
       return NULL;
   }
-  if (schema == CK_YAML_CORE && base == 10 && (s[0] == '+'))
-    return NULL; /* core schema: [-+]? allowed, keep "+1" numeric */
   errno = 0;
   unsigned long long v = strtoull(p, NULL, base);
   if (errno == ERANGE || v > (unsigned long long)INT64_MAX + (neg ? 1u : 0u)) {
@@ -220,17 +236,18 @@ static json_t *scalar_value(conv_t *c, struct fy_event *ev) {
     s = "";
     len = 0;
   }
-  const char *tag = NULL;
   if (ev->scalar.tag) {
-    tag = fy_tag_token_suffix0(ev->scalar.tag);
-    if (tag && strcmp(tag, "str") != 0 && strcmp(tag, "tag:yaml.org,2002:str") != 0 &&
-        strcmp(tag, "!") != 0) {
+    const char *tag = fy_tag_token_suffix0(ev->scalar.tag);
+    /* !!str, its verbatim form, and the non-specific "!" (empty suffix)
+     * make a string. */
+    if (tag && *tag && strcmp(tag, "str") != 0 && strcmp(tag, "tag:yaml.org,2002:str") != 0) {
       /* Other explicit tags (!!int, !!bool, custom) resolve as plain. */
       return ck_yaml_resolve_plain(s, len, c->o->schema);
     }
     return json_stringn(s, len);
   }
-  if (vt && fy_token_scalar_style(vt) == FYSS_PLAIN)
+  /* No value token: an empty node, which is null. */
+  if (!vt || fy_token_scalar_style(vt) == FYSS_PLAIN)
     return ck_yaml_resolve_plain(s, len, c->o->schema);
   return json_stringn(s, len);
 }
@@ -303,7 +320,15 @@ static char *anchor_name(struct fy_token *t) {
     return NULL;
   size_t len = 0;
   const char *s = fy_token_get_text(t, &len);
-  return s ? strndup(s, len) : NULL;
+  if (!s)
+    return NULL;
+  /* The text is not NUL-terminated: copy exactly len bytes. */
+  char *o = malloc(len + 1);
+  if (o) {
+    memcpy(o, s, len);
+    o[len] = '\0';
+  }
+  return o;
 }
 
 static int add_anchor(conv_t *c, struct fy_event *ev, char *name, json_t *v, size_t count) {
@@ -333,6 +358,12 @@ static int on_event(conv_t *c, struct fy_event *ev) {
     return 0;
   case FYET_DOCUMENT_START:
     c->doc = NULL;
+    /* Anchors do not reach into later documents. */
+    for (size_t i = 0; i < c->nanchors; i++) {
+      free(c->anchors[i].name);
+      json_decref(c->anchors[i].value);
+    }
+    c->nanchors = 0;
     return 0;
   case FYET_DOCUMENT_END: {
     json_t *d = c->doc ? c->doc : json_null();
@@ -411,15 +442,57 @@ static int on_event(conv_t *c, struct fy_event *ev) {
   return 0;
 }
 
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), 0 if none:
+ * no overlong forms, surrogates or code points past U+10FFFF. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+  size_t len;
+  uint32_t cp;
+  if (s[0] < 0x80)
+    return 1;
+  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+    len = 2;
+    cp = s[0] & 0x1fu;
+  } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+    len = 3;
+    cp = s[0] & 0x0fu;
+  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+    len = 4;
+    cp = s[0] & 0x07u;
+  } else {
+    return 0;
+  }
+  if (n < len)
+    return 0;
+  for (size_t i = 1; i < len; i++) {
+    if ((s[i] & 0xc0) != 0x80)
+      return 0;
+    cp = cp << 6 | (s[i] & 0x3fu);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+      (cp >= 0xd800 && cp <= 0xdfff))
+    return 0;
+  return len;
+}
+
 /* Reject what libfyaml 0.7 is known to mishandle, before it sees it: NUL
- * bytes (not allowed in a YAML stream anyway) and directive lines other
- * than a well-formed "%YAML 1.x" (a malformed directive can make its
- * scanner loop forever). None of crdkit's inputs needs a %TAG directive. */
+ * bytes (not allowed in a YAML stream anyway), malformed UTF-8, and
+ * directive lines other than a well-formed "%YAML 1.x" (a malformed
+ * directive can make its scanner loop forever). None of crdkit's inputs
+ * needs a %TAG directive. */
 static int prescan(const char *data, size_t len, ck_error_t *err) {
   int line = 1;
   for (size_t i = 0; i < len; i++) {
     if (data[i] == '\0')
       return ck_error_set(err, CK_EINVAL, "line %d: NUL byte (offset %zu) is not allowed", line, i);
+    if ((unsigned char)data[i] >= 0x80) {
+      /* libfyaml 0.7 silently drops some malformed bytes (and what follows
+       * them) instead of failing. */
+      size_t n = utf8_len((const unsigned char *)data + i, len - i);
+      if (n == 0)
+        return ck_error_set(err, CK_EINVAL, "line %d: invalid UTF-8 (offset %zu)", line, i);
+      i += n - 1;
+      continue;
+    }
     if (data[i] == '\n') {
       line++;
       continue;
