@@ -15,7 +15,7 @@ deps:
 	@scripts/install-deps
 
 build/release/build.ninja: | deps
-	meson setup build/release --buildtype=release
+	meson setup build/release --buildtype=release -Dtests=false
 
 build: deps build/release/build.ninja
 	ninja -C build/release
