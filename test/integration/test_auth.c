@@ -29,52 +29,20 @@
 
 /* ---- small helpers ----------------------------------------------------- */
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_until_ms(int64_t t) {
-  for (int64_t left = t - now_ms(); left > 0; left = t - now_ms()) {
+  for (int64_t left = t - cktest_now_ms(); left > 0; left = t - cktest_now_ms()) {
     struct timespec ts = {left / 1000, (left % 1000) * 1000000};
     nanosleep(&ts, NULL);
   }
 }
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  int n = vasprintf(&s, fmt, ap);
-  va_end(ap);
-  cr_assert(n >= 0 && s, "out of memory");
-  return s;
-}
 
-/* Run a shell command; its trimmed stdout (malloc'd). Fails the test on a
- * non-zero exit status. */
-static char *sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *sh_out(const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  char *out = NULL;
-  int st = cktest_sh(&out, "%s", cmd);
-  cr_assert_eq(st, 0, "`%s` exited with %d: %s", cmd, st, out);
-  size_t n = strlen(out);
-  while (n && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
-    out[--n] = '\0';
-  return out;
-}
 
 /* Replace a file atomically (write a sibling, rename over it), as the
  * kubelet rotates projected tokens. */
 static void write_file(const char *path, const char *data, mode_t mode) {
-  char *tmp = xasprintf("%s.tmp", path);
+  char *tmp = cktest_asprintf("%s.tmp", path);
   FILE *f = fopen(tmp, "w");
   cr_assert(f, "fopen %s: %s", tmp, strerror(errno));
   cr_assert_eq(fwrite(data, 1, strlen(data), f), strlen(data));
@@ -219,12 +187,12 @@ static void fx_setup(fx_t *fx, const char *prefix, bool with_sa) {
   char tmpl[] = "/tmp/cktest-auth-XXXXXX";
   cr_assert(mkdtemp(tmpl), "mkdtemp: %s", strerror(errno));
   fx->dir = strdup(tmpl);
-  fx->server = sh_out("awk '$1 == \"server:\" {print $2; exit}' '%s'", fx->admin_kc);
+  fx->server = cktest_sh_ok("awk '$1 == \"server:\" {print $2; exit}' '%s'", fx->admin_kc);
   fx->ca_b64 =
-      sh_out("awk '$1 == \"certificate-authority-data:\" {print $2; exit}' '%s'", fx->admin_kc);
+      cktest_sh_ok("awk '$1 == \"certificate-authority-data:\" {print $2; exit}' '%s'", fx->admin_kc);
   fx->cert_b64 =
-      sh_out("awk '$1 == \"client-certificate-data:\" {print $2; exit}' '%s'", fx->admin_kc);
-  fx->key_b64 = sh_out("awk '$1 == \"client-key-data:\" {print $2; exit}' '%s'", fx->admin_kc);
+      cktest_sh_ok("awk '$1 == \"client-certificate-data:\" {print $2; exit}' '%s'", fx->admin_kc);
+  fx->key_b64 = cktest_sh_ok("awk '$1 == \"client-key-data:\" {print $2; exit}' '%s'", fx->admin_kc);
   cr_assert(strncmp(fx->server, "https://", 8) == 0 && fx->ca_b64[0] && fx->cert_b64[0] &&
                 fx->key_b64[0],
             "unexpected admin kubeconfig %s", fx->admin_kc);
@@ -232,10 +200,10 @@ static void fx_setup(fx_t *fx, const char *prefix, bool with_sa) {
     return;
   fx->ns = cktest_ns_create(fx->admin, prefix);
   fx->sa = "ck-sa";
-  fx->sa_user = xasprintf("system:serviceaccount:%s:%s", fx->ns, fx->sa);
+  fx->sa_user = cktest_asprintf("system:serviceaccount:%s:%s", fx->ns, fx->sa);
   /* The built-in "view" ClusterRole is aggregated by kube-controller-manager,
    * which the harness does not run: an explicit Role gives view-like rights. */
-  free(sh_out("'%s' --kubeconfig='%s' -n '%s' create serviceaccount '%s' && "
+  free(cktest_sh_ok("'%s' --kubeconfig='%s' -n '%s' create serviceaccount '%s' && "
               "'%s' --kubeconfig='%s' -n '%s' create role cm-view --verb=get,list,watch "
               "--resource=configmaps && "
               "'%s' --kubeconfig='%s' -n '%s' create rolebinding cm-view --role=cm-view "
@@ -243,7 +211,7 @@ static void fx_setup(fx_t *fx, const char *prefix, bool with_sa) {
               fx->kubectl, fx->admin_kc, fx->ns, fx->sa, fx->kubectl, fx->admin_kc, fx->ns,
               fx->kubectl, fx->admin_kc, fx->ns, fx->ns, fx->sa));
   /* Wait until the RBAC authorizer's cache has the binding. */
-  int64_t deadline = now_ms() + 20000;
+  int64_t deadline = cktest_now_ms() + 20000;
   for (;;) {
     char *out = NULL;
     int st = cktest_sh(&out,
@@ -254,8 +222,8 @@ static void fx_setup(fx_t *fx, const char *prefix, bool with_sa) {
     free(out);
     if (yes)
       break;
-    cr_assert(now_ms() < deadline, "the RoleBinding for %s did not take effect", fx->sa_user);
-    sleep_until_ms(now_ms() + 100);
+    cr_assert(cktest_now_ms() < deadline, "the RoleBinding for %s did not take effect", fx->sa_user);
+    sleep_until_ms(cktest_now_ms() + 100);
   }
 }
 
@@ -273,12 +241,12 @@ static void fx_teardown(fx_t *fx) {
 }
 
 static char *fx_path(const fx_t *fx, const char *name) {
-  return xasprintf("%s/%s", fx->dir, name);
+  return cktest_asprintf("%s/%s", fx->dir, name);
 }
 
 /* A fresh ServiceAccount token; `extra` adds kubectl flags (may be ""). */
 static char *fx_token(const fx_t *fx, const char *extra) {
-  char *tok = sh_out("'%s' --kubeconfig='%s' -n '%s' create token '%s' --duration=10m %s",
+  char *tok = cktest_sh_ok("'%s' --kubeconfig='%s' -n '%s' create token '%s' --duration=10m %s",
                      fx->kubectl, fx->admin_kc, fx->ns, fx->sa, extra);
   cr_assert(strlen(tok) > 20 && !strchr(tok, '\n'), "not a token: %s", tok);
   return tok;
@@ -289,7 +257,7 @@ static char *fx_token(const fx_t *fx, const char *extra) {
 static char *fx_kubeconfig(const fx_t *fx, const char *file, const char *server,
                            const char *cluster, const char *user) {
   char *path = fx_path(fx, file);
-  char *text = xasprintf("apiVersion: v1\n"
+  char *text = cktest_asprintf("apiVersion: v1\n"
                          "kind: Config\n"
                          "clusters:\n"
                          "- name: c\n"
@@ -315,7 +283,7 @@ static char *fx_kubeconfig(const fx_t *fx, const char *file, const char *server,
 
 /* cluster: lines with the admin kubeconfig's CA. */
 static char *fx_ca_lines(const fx_t *fx) {
-  return xasprintf("    certificate-authority-data: %s\n", fx->ca_b64);
+  return cktest_asprintf("    certificate-authority-data: %s\n", fx->ca_b64);
 }
 
 /* ---- exec plugins ------------------------------------------------------ */
@@ -352,11 +320,11 @@ static char *exec_setup(const fx_t *fx, const char *name, int expiry_s, bool bog
                         char **counter) {
   char *script = fx_path(fx, "plugin.sh");
   write_file(script, plugin_script, 0755);
-  char *file = xasprintf("%s.count", name);
+  char *file = cktest_asprintf("%s.count", name);
   *counter = fx_path(fx, file);
   free(file);
   char *ca = fx_ca_lines(fx);
-  char *user = xasprintf("    exec:\n"
+  char *user = cktest_asprintf("    exec:\n"
                          "      apiVersion: client.authentication.k8s.io/v1\n"
                          "      command: %s\n"
                          "      interactiveMode: Never\n"
@@ -370,7 +338,7 @@ static char *exec_setup(const fx_t *fx, const char *name, int expiry_s, bool bog
                          "      - {name: CK_BOGUS_FIRST, value: '%d'}\n",
                          script, *counter, fx->kubectl, fx->admin_kc, fx->ns, fx->sa, expiry_s,
                          bogus_first ? 1 : 0);
-  char *kc_name = xasprintf("%s.kubeconfig", name);
+  char *kc_name = cktest_asprintf("%s.kubeconfig", name);
   char *kc = fx_kubeconfig(fx, kc_name, NULL, ca, user);
   free(kc_name);
   free(user);
@@ -388,10 +356,10 @@ CK_TEST_OPTS(auth, exec_plugin_cached_until_expiry_then_rerun, .timeout = 120) {
   ck_error_t err = {0};
 
   cr_assert_eq(count_lines(counter), 0, "the plugin ran before any request");
-  int64_t t0 = now_ms();
+  int64_t t0 = cktest_now_ms();
   for (int i = 0; i < 3; i++)
     cr_assert_eq(list_cms(c, fx.ns, &err), 0, "request %d: %s", i, err.message);
-  int64_t t1 = now_ms();
+  int64_t t1 = cktest_now_ms();
   cr_assert_eq(count_lines(counter), 1, "3 quick requests ran the plugin %d times (cached: 1)",
                count_lines(counter));
   /* The plugin's token is the one presented. */
@@ -404,7 +372,7 @@ CK_TEST_OPTS(auth, exec_plugin_cached_until_expiry_then_rerun, .timeout = 120) {
   sleep_until_ms(t0 + 4000);
   cr_assert_eq(list_cms(c, fx.ns, &err), 0, "%s", err.message);
   cr_assert_eq(count_lines(counter), 1, "re-run %.1f s after the first run, long before expiry",
-               (double)(now_ms() - t0) / 1000);
+               (double)(cktest_now_ms() - t0) / 1000);
 
   /* It ran before t1: from t1 + LIFETIME - MARGIN on it is within the
    * refresh margin of its expiry, and the next request runs it again. */
@@ -417,7 +385,7 @@ CK_TEST_OPTS(auth, exec_plugin_cached_until_expiry_then_rerun, .timeout = 120) {
   cr_assert_eq(req_count(c, "GET", 401), 0, "no request was refused");
 
   /* KUBERNETES_EXEC_INFO: a v1 ExecCredential, not interactive. */
-  char *info_path = xasprintf("%s.info", counter);
+  char *info_path = cktest_asprintf("%s.info", counter);
   char *info = read_text(info_path);
   json_t *j = cktest_json(info);
   cr_assert_str_eq(json_string_value(json_object_get(j, "kind")), "ExecCredential");
@@ -469,7 +437,7 @@ CK_TEST(auth, exec_plugin_missing_shows_install_hint) {
   static const char hint[] = "install crdkit-test-login from https://example.invalid/login";
   const char *commands[] = {"/nonexistent/dir/crdkit-test-login", "crdkit-test-login-not-on-path"};
   for (size_t i = 0; i < 2; i++) {
-    char *user = xasprintf("    exec:\n"
+    char *user = cktest_asprintf("    exec:\n"
                            "      apiVersion: client.authentication.k8s.io/v1\n"
                            "      command: %s\n"
                            "      interactiveMode: Never\n"
@@ -500,7 +468,7 @@ CK_TEST(auth, token_file_reread_after_401) {
   char *tokfile = fx_path(&fx, "token");
   write_file(tokfile, "bogus-token-in-the-file\n", 0600);
   char *ca = fx_ca_lines(&fx);
-  char *user = xasprintf("    tokenFile: token\n"); /* relative to the kubeconfig */
+  char *user = cktest_asprintf("    tokenFile: token\n"); /* relative to the kubeconfig */
   char *kc = fx_kubeconfig(&fx, "tokfile.kubeconfig", NULL, ca, user);
   ck_client_t *c = client_from(kc, NULL);
   ck_error_t err = {0};
@@ -517,7 +485,7 @@ CK_TEST(auth, token_file_reread_after_401) {
    * for up to a minute, so this request presents the stale token first;
    * its 401 makes the client re-read the file, and the retry succeeds. */
   char *tok = fx_token(&fx, "");
-  char *line = xasprintf("%s\n", tok);
+  char *line = cktest_asprintf("%s\n", tok);
   write_file(tokfile, line, 0600);
   rc = list_cms(c, fx.ns, &err);
   cr_assert_eq(rc, 0, "rc %d: %s", rc, err.message);
@@ -540,17 +508,17 @@ CK_TEST_OPTS(auth, token_file_cached_then_rotated_on_401, .timeout = 120) {
   fx_t fx;
   fx_setup(&fx, "auth-tokrot", true);
   /* Token A is bound to a Secret: deleting the Secret revokes it. */
-  free(sh_out("'%s' --kubeconfig='%s' -n '%s' create secret generic bind-a", fx.kubectl,
+  free(cktest_sh_ok("'%s' --kubeconfig='%s' -n '%s' create secret generic bind-a", fx.kubectl,
               fx.admin_kc, fx.ns));
   char *tok_a = fx_token(&fx, "--bound-object-kind=Secret --bound-object-name=bind-a");
   char *tokfile = fx_path(&fx, "token");
   write_file(tokfile, tok_a, 0600);
   char *ca = fx_ca_lines(&fx);
-  char *user = xasprintf("    tokenFile: %s\n", tokfile);
+  char *user = cktest_asprintf("    tokenFile: %s\n", tokfile);
   char *kc = fx_kubeconfig(&fx, "tokrot.kubeconfig", NULL, ca, user);
   ck_client_t *c = client_from(kc, NULL);
   ck_error_t err = {0};
-  int64_t t_read = now_ms();
+  int64_t t_read = cktest_now_ms();
   cr_assert_eq(list_cms(c, fx.ns, &err), 0, "%s", err.message);
 
   /* The file changes to garbage: the cached token A is still used (the
@@ -561,26 +529,26 @@ CK_TEST_OPTS(auth, token_file_cached_then_rotated_on_401, .timeout = 120) {
   /* Rotation: token B in the file, A revoked. */
   char *tok_b = fx_token(&fx, "");
   write_file(tokfile, tok_b, 0600);
-  free(sh_out("'%s' --kubeconfig='%s' -n '%s' delete secret bind-a", fx.kubectl, fx.admin_kc,
+  free(cktest_sh_ok("'%s' --kubeconfig='%s' -n '%s' delete secret bind-a", fx.kubectl, fx.admin_kc,
               fx.ns));
   /* Until the apiserver's token cache (10 s) lets A go, watched through a
    * second client holding A as a static token. */
-  char *user_a = xasprintf("    token: %s\n", tok_a);
+  char *user_a = cktest_asprintf("    token: %s\n", tok_a);
   char *kc_a = fx_kubeconfig(&fx, "static-a.kubeconfig", NULL, ca, user_a);
   ck_client_opts_t no_retry = {.max_retries = -1};
   ck_client_t *ca_client = client_from(kc_a, &no_retry);
-  int64_t deadline = now_ms() + 40000;
+  int64_t deadline = cktest_now_ms() + 40000;
   for (;;) {
     ck_error_t e = {0};
     int rc = list_cms(ca_client, fx.ns, &e);
     if (rc == CK_EAPI && ck_error_is_unauthorized(&e))
       break;
     cr_assert(rc == 0, "token A: unexpected rc %d: %s", rc, e.message);
-    cr_assert(now_ms() < deadline, "token A is still accepted after its Secret was deleted");
-    sleep_until_ms(now_ms() + 200);
+    cr_assert(cktest_now_ms() < deadline, "token A is still accepted after its Secret was deleted");
+    sleep_until_ms(cktest_now_ms() + 200);
   }
   /* The proof below needs the cached A to still be within its minute. */
-  cr_assert(now_ms() - t_read < 55000, "too slow: the token file cache may have expired");
+  cr_assert(cktest_now_ms() - t_read < 55000, "too slow: the token file cache may have expired");
   cr_assert_eq(req_count(c, "GET", 401), 0);
 
   /* One call: A is refused, the 401 makes the client re-read the file, the
@@ -621,14 +589,14 @@ CK_TEST(auth, client_certificate_inline_and_from_files) {
    * the kubeconfig's directory. */
   char *crt = fx_path(&fx, "admin.crt");
   char *key = fx_path(&fx, "admin.key");
-  free(sh_out("printf %%s '%s' | base64 -d > '%s' && printf %%s '%s' | base64 -d > '%s' && "
+  free(cktest_sh_ok("printf %%s '%s' | base64 -d > '%s' && printf %%s '%s' | base64 -d > '%s' && "
               "chmod 600 '%s'",
               fx.cert_b64, crt, fx.key_b64, key, key));
   char *text = read_text(crt);
   cr_assert(strstr(text, "-----BEGIN CERTIFICATE-----"), "%s", text);
   free(text);
   char *ca = fx_ca_lines(&fx);
-  char *lines = xasprintf("    client-certificate: %s\n"
+  char *lines = cktest_asprintf("    client-certificate: %s\n"
                           "    client-key: admin.key\n",
                           crt);
   char *kc = fx_kubeconfig(&fx, "certfiles.kubeconfig", NULL, ca, lines);
@@ -688,13 +656,13 @@ CK_TEST(auth, in_cluster_config) {
   char *sadir = fx_path(&fx, "serviceaccount");
   cr_assert_eq(mkdir(sadir, 0700), 0);
   char *tok = fx_token(&fx, "");
-  char *p = xasprintf("%s/token", sadir);
+  char *p = cktest_asprintf("%s/token", sadir);
   write_file(p, tok, 0600);
   free(p);
-  p = xasprintf("%s/namespace", sadir);
+  p = cktest_asprintf("%s/namespace", sadir);
   write_file(p, fx.ns, 0600);
   free(p);
-  free(sh_out("printf %%s '%s' | base64 -d > '%s/ca.crt'", fx.ca_b64, sadir));
+  free(cktest_sh_ok("printf %%s '%s' | base64 -d > '%s/ca.crt'", fx.ca_b64, sadir));
 
   saved_env_t env[] = {{"KUBERNETES_SERVICE_HOST", NULL}, {"KUBERNETES_SERVICE_PORT", NULL},
                        {"CRDKIT_SERVICEACCOUNT_DIR", NULL}, {"KUBECONFIG", NULL},
@@ -710,7 +678,7 @@ CK_TEST(auth, in_cluster_config) {
   int rc = ck_config_in_cluster(&cfg, &err);
   cr_assert_eq(rc, 0, "in-cluster: %s", err.message);
   cr_assert(cfg->in_cluster);
-  char *want_server = xasprintf("https://127.0.0.1:%s", port);
+  char *want_server = cktest_asprintf("https://127.0.0.1:%s", port);
   cr_assert_str_eq(cfg->server, want_server);
   ck_client_t *c = NULL;
   rc = ck_client_new(cfg, NULL, &c, &err);
@@ -764,14 +732,14 @@ CK_TEST(auth, tls_server_name) {
   const char *apiserver = cktest_env("CRDKIT_TEST_APISERVER");
   const char *colon = strrchr(apiserver, ':');
   cr_assert(colon);
-  char *server = xasprintf("https://127.0.0.1:%s", colon + 1);
-  char *user = xasprintf("    client-certificate-data: %s\n"
+  char *server = cktest_asprintf("https://127.0.0.1:%s", colon + 1);
+  char *user = cktest_asprintf("    client-certificate-data: %s\n"
                          "    client-key-data: %s\n",
                          fx.cert_b64, fx.key_b64);
 
   /* The certificate names kubernetes.default: verified against that name
    * while connecting to 127.0.0.1. */
-  char *cl = xasprintf("    certificate-authority-data: %s\n"
+  char *cl = cktest_asprintf("    certificate-authority-data: %s\n"
                        "    tls-server-name: kubernetes.default\n",
                        fx.ca_b64);
   char *kc = fx_kubeconfig(&fx, "tsn-ok.kubeconfig", server, cl, user);
@@ -782,7 +750,7 @@ CK_TEST(auth, tls_server_name) {
   free(cl);
 
   /* A name the certificate does not carry: refused by verification. */
-  cl = xasprintf("    certificate-authority-data: %s\n"
+  cl = cktest_asprintf("    certificate-authority-data: %s\n"
                  "    tls-server-name: wrong.example\n",
                  fx.ca_b64);
   kc = fx_kubeconfig(&fx, "tsn-bad.kubeconfig", server, cl, user);
@@ -806,7 +774,7 @@ CK_TEST(auth, tls_server_name) {
 CK_TEST(auth, tls_verified_by_default) {
   fx_t fx;
   fx_setup(&fx, "auth-tlsverify", false);
-  char *user = xasprintf("    client-certificate-data: %s\n"
+  char *user = cktest_asprintf("    client-certificate-data: %s\n"
                          "    client-key-data: %s\n",
                          fx.cert_b64, fx.key_b64);
   /* No certificate-authority: the system's roots, which do not include

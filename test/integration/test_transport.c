@@ -23,60 +23,10 @@
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static int64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
-static void sleep_ms(int64_t ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-  }
-}
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *s = NULL;
-  int n = vasprintf(&s, fmt, ap);
-  va_end(ap);
-  cr_assert(n >= 0 && s, "out of memory");
-  return s;
-}
 
-/* Run a shell command, fail the test unless it exits 0; trimmed stdout. */
-static char *sh_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *sh_out(const char *fmt, ...) {
-  char cmd[4096];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(cmd, sizeof cmd, fmt, ap);
-  va_end(ap);
-  char *out = NULL;
-  int st = cktest_sh(&out, "%s 2>&1", cmd);
-  cr_assert_eq(st, 0, "`%s` exited with %d: %s", cmd, st, out);
-  size_t n = strlen(out);
-  while (n && (out[n - 1] == '\n' || out[n - 1] == ' '))
-    out[--n] = '\0';
-  return out;
-}
 
-/* An admin client with options. */
-static ck_client_t *admin_with(const ck_client_opts_t *opts) {
-  const char *path = cktest_env("KUBECONFIG");
-  ck_config_opts_t o = {.kubeconfig = path, .no_in_cluster = true};
-  ck_config_t *cfg = NULL;
-  ck_error_t err = {0};
-  int rc = ck_config_load(&o, &cfg, &err);
-  cr_assert_eq(rc, 0, "loading %s: %s", path, err.message);
-  ck_client_t *c = NULL;
-  rc = ck_client_new(cfg, opts, &c, &err);
-  ck_config_free(cfg);
-  cr_assert_eq(rc, 0, "client: %s", err.message);
-  return c;
-}
 
 /* A client from kubeconfig text held in memory. */
 static ck_client_t *client_from_text(const char *kubeconfig, const ck_client_opts_t *opts) {
@@ -93,7 +43,7 @@ static ck_client_t *client_from_text(const char *kubeconfig, const ck_client_opt
 
 static char *kubeconfig_text(const char *server, const char *cluster_lines,
                              const char *user_lines) {
-  return xasprintf("apiVersion: v1\nkind: Config\n"
+  return cktest_asprintf("apiVersion: v1\nkind: Config\n"
                    "clusters:\n- name: c\n  cluster:\n    server: %s\n%s"
                    "users:\n- name: u\n  user:\n%s"
                    "contexts:\n- name: x\n  context: {cluster: c, user: u}\n"
@@ -156,7 +106,7 @@ CK_TEST(transport, sequential_requests_reuse_a_connection) {
 
 CK_TEST(transport, http1_sequential_requests_reuse_a_connection) {
   ck_client_opts_t o = {.http1 = true};
-  ck_client_t *c = admin_with(&o);
+  ck_client_t *c = cktest_client_opts("admin", &o);
   ck_error_t err = {0};
   for (int i = 0; i < 50; i++)
     cr_assert_eq(get_path(c, "/api/v1/namespaces/default", &err), 0, "GET %d: %s", i,
@@ -196,7 +146,7 @@ static void *getter_main(void *arg) {
 static uint64_t many_watches(const ck_client_opts_t *opts, const char *prefix) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, prefix);
-  ck_client_t *c = admin_with(opts);
+  ck_client_t *c = cktest_client_opts("admin", opts);
   ck_error_t err = {0};
   ck_watch_t *w[NWATCH];
   ck_watch_opts_t wo = {.no_bookmarks = true, .timeout_seconds = 120};
@@ -414,7 +364,7 @@ CK_TEST(transport, user_agent) {
   json_decref(cm);
 
   ck_client_opts_t o = {.user_agent = "ckprobe/9.9 (test)"};
-  ck_client_t *custom = admin_with(&o);
+  ck_client_t *custom = cktest_client_opts("admin", &o);
   cm = cktest_configmap("ua-custom", "k", "v");
   rc = ck_object_create(custom, &ck_res_configmaps, ns, cm, NULL, &out, &err);
   cr_assert_eq(rc, 0, "%s", err.message);
@@ -429,7 +379,7 @@ CK_TEST(transport, user_agent) {
   cap.lfd = listen_local(4, &port);
   pthread_t th;
   cr_assert_eq(pthread_create(&th, NULL, capture_main, &cap), 0);
-  char *server = xasprintf("http://127.0.0.1:%d", port);
+  char *server = cktest_asprintf("http://127.0.0.1:%d", port);
   char *kc = kubeconfig_text(server, "", "    {}\n");
   ck_client_opts_t once = {.max_retries = -1};
   ck_client_t *c = client_from_text(kc, &once);
@@ -455,15 +405,15 @@ CK_TEST(transport, refused_connection_fails_fast_after_retries) {
    * port stays ours. */
   int port;
   int fd = listen_local(-1, &port);
-  char *server = xasprintf("https://127.0.0.1:%d", port);
+  char *server = cktest_asprintf("https://127.0.0.1:%d", port);
   char *kc = kubeconfig_text(server, "", "    {}\n");
   ck_client_opts_t o = {.max_retries = 2};
   ck_client_t *c = client_from_text(kc, &o);
   ck_error_t err = {0};
   const char *path = "/api/v1/namespaces/default/configmaps/nothing-listens";
-  int64_t t0 = now_ms();
+  int64_t t0 = cktest_now_ms();
   int rc = get_path(c, path, &err);
-  int64_t took = now_ms() - t0;
+  int64_t took = cktest_now_ms() - t0;
   cr_assert_eq(rc, CK_ETRANSPORT, "rc %d: %s", rc, err.message);
   cr_assert_eq(err.code, CK_ETRANSPORT);
   cr_assert(strstr(err.message, path), "the path is not named: %s", err.message);
@@ -490,16 +440,16 @@ CK_TEST(transport, connect_timeout_honoured) {
     int r = connect(fill[i], (struct sockaddr *)&a, sizeof a);
     cr_assert(r == 0 || errno == EINPROGRESS, "connect: %s", strerror(errno));
   }
-  sleep_ms(100);
-  char *server = xasprintf("https://127.0.0.1:%d", port);
+  cktest_sleep_ms(100);
+  char *server = cktest_asprintf("https://127.0.0.1:%d", port);
   char *kc = kubeconfig_text(server, "", "    {}\n");
   ck_client_opts_t o = {.connect_timeout_ms = 500, .max_retries = -1};
   ck_client_t *c = client_from_text(kc, &o);
   ck_error_t err = {0};
   const char *path = "/api/v1/namespaces/default/configmaps/blackhole";
-  int64_t t0 = now_ms();
+  int64_t t0 = cktest_now_ms();
   int rc = get_path(c, path, &err);
-  int64_t took = now_ms() - t0;
+  int64_t took = cktest_now_ms() - t0;
   cr_assert_eq(rc, CK_ETIMEDOUT, "rc %d: %s", rc, err.message);
   cr_assert(strstr(err.message, path), "the path is not named: %s", err.message);
   cr_assert(strcasestr(err.message, "timeout") || strcasestr(err.message, "timed out"), "%s",
@@ -518,13 +468,13 @@ CK_TEST(transport, request_timeout_honoured) {
   char *ns = cktest_ns_create(admin, "tr-timeout");
   /* A watch sent as a plain request: the server keeps it open for 30 s,
    * the request's own timeout ends it. */
-  char *path = xasprintf("/api/v1/namespaces/%s/configmaps?watch=true&timeoutSeconds=30", ns);
+  char *path = cktest_asprintf("/api/v1/namespaces/%s/configmaps?watch=true&timeoutSeconds=30", ns);
   ck_request_t req = {.method = "GET", .path = path, .timeout_ms = 700};
   ck_response_t resp;
   ck_error_t err = {0};
-  int64_t t0 = now_ms();
+  int64_t t0 = cktest_now_ms();
   int rc = ck_client_request(admin, &req, &resp, &err);
-  int64_t took = now_ms() - t0;
+  int64_t took = cktest_now_ms() - t0;
   ck_response_free(&resp);
   cr_assert_eq(rc, CK_ETIMEDOUT, "rc %d: %s", rc, err.message);
   cr_assert(strstr(err.message, path), "the path is not named: %s", err.message);
@@ -539,12 +489,12 @@ CK_TEST(transport, request_timeout_honoured) {
 
 CK_TEST(transport, client_side_qps_limit) {
   ck_client_opts_t o = {.qps = 20, .burst = 1};
-  ck_client_t *c = admin_with(&o);
+  ck_client_t *c = cktest_client_opts("admin", &o);
   ck_error_t err = {0};
-  int64_t t0 = now_ms();
+  int64_t t0 = cktest_now_ms();
   for (int i = 0; i < 21; i++)
     cr_assert_eq(get_path(c, "/api/v1/namespaces/default", &err), 0, "%s", err.message);
-  int64_t took = now_ms() - t0;
+  int64_t took = cktest_now_ms() - t0;
   cr_log_info("21 requests at qps=20 burst=1 took %lld ms", (long long)took);
   /* 1 from the bucket, 20 more at 20 per second. */
   cr_assert(took >= 950, "21 requests at qps=20, burst=1 took only %lld ms", (long long)took);
@@ -627,7 +577,7 @@ static void *blocker_main(void *arg) {
   blocker_t *b = arg;
   ck_request_t req = {.method = "GET", .path = b->path, .timeout_ms = 30000};
   b->rc = ck_client_request(b->c, &req, NULL, &b->err);
-  b->end_ms = now_ms();
+  b->end_ms = cktest_now_ms();
   __atomic_store_n(&b->done, true, __ATOMIC_RELEASE);
   return NULL;
 }
@@ -640,13 +590,13 @@ CK_TEST_OPTS(transport, retry_after_429_from_priority_and_fairness, .timeout = 1
   /* A ServiceAccount whose requests go to a priority level with no seats
    * and no queues: a request runs only while no other one does (APF lets
    * one through when nothing executes), others get 429 + Retry-After. */
-  free(sh_out("'%s' --kubeconfig='%s' -n '%s' create serviceaccount apf && "
+  free(cktest_sh_ok("'%s' --kubeconfig='%s' -n '%s' create serviceaccount apf && "
               "'%s' --kubeconfig='%s' -n '%s' create role cm-view --verb=get,list "
               "--resource=configmaps && "
               "'%s' --kubeconfig='%s' -n '%s' create rolebinding cm-view --role=cm-view "
               "--serviceaccount='%s:apf'",
               kubectl, akc, ns, kubectl, akc, ns, kubectl, akc, ns, ns));
-  char *manifest = xasprintf(
+  char *manifest = cktest_asprintf(
       "apiVersion: flowcontrol.apiserver.k8s.io/v1\n"
       "kind: PriorityLevelConfiguration\n"
       "metadata: {name: %s}\n"
@@ -675,40 +625,40 @@ CK_TEST_OPTS(transport, retry_after_429_from_priority_and_fairness, .timeout = 1
       "    - {verbs: ['*'], nonResourceURLs: ['*']}\n",
       ns, ns, ns, ns);
   char *mfile = cktest_tmpfile(manifest);
-  free(sh_out("'%s' --kubeconfig='%s' apply -f '%s' && "
+  free(cktest_sh_ok("'%s' --kubeconfig='%s' apply -f '%s' && "
               "'%s' --kubeconfig='%s' wait --for=condition=Dangling=False flowschema/%s "
               "--timeout=30s",
               kubectl, akc, mfile, kubectl, akc, ns));
   char *token =
-      sh_out("'%s' --kubeconfig='%s' -n '%s' create token apf --duration=10m", kubectl, akc, ns);
-  char *server = sh_out("awk '$1 == \"server:\" {print $2; exit}' '%s'", akc);
-  char *ca = sh_out("awk '$1 == \"certificate-authority-data:\" {print $2; exit}' '%s'", akc);
-  char *cl = xasprintf("    certificate-authority-data: %s\n", ca);
-  char *ul = xasprintf("    token: %s\n", token);
+      cktest_sh_ok("'%s' --kubeconfig='%s' -n '%s' create token apf --duration=10m", kubectl, akc, ns);
+  char *server = cktest_sh_ok("awk '$1 == \"server:\" {print $2; exit}' '%s'", akc);
+  char *ca = cktest_sh_ok("awk '$1 == \"certificate-authority-data:\" {print $2; exit}' '%s'", akc);
+  char *cl = cktest_asprintf("    certificate-authority-data: %s\n", ca);
+  char *ul = cktest_asprintf("    token: %s\n", token);
   char *kc = kubeconfig_text(server, cl, ul);
   /* Wait until the RoleBinding is in effect (403 before). */
   ck_client_opts_t no_retry = {.max_retries = -1};
   ck_client_t *probe = client_from_text(kc, &no_retry);
-  char *list = xasprintf("/api/v1/namespaces/%s/configmaps", ns);
+  char *list = cktest_asprintf("/api/v1/namespaces/%s/configmaps", ns);
   ck_error_t err = {0};
-  int64_t deadline = now_ms() + 20000;
+  int64_t deadline = cktest_now_ms() + 20000;
   while (get_path(probe, list, &err) != 0) {
-    cr_assert(err.http_status == 403 && now_ms() < deadline, "%s", err.message);
-    sleep_ms(100);
+    cr_assert(err.http_status == 403 && cktest_now_ms() < deadline, "%s", err.message);
+    cktest_sleep_ms(100);
   }
 
   /* The blocker: a list at a resourceVersion far in the future waits ~3 s
    * for the watch cache, holding the only seat, then fails with 504. */
   blocker_t b = {.c = client_from_text(kc, &no_retry)};
-  b.path = xasprintf("%s?resourceVersion=999999999&resourceVersionMatch=NotOlderThan", list);
+  b.path = cktest_asprintf("%s?resourceVersion=999999999&resourceVersionMatch=NotOlderThan", list);
   pthread_t th;
-  int64_t t_block = now_ms();
+  int64_t t_block = cktest_now_ms();
   cr_assert_eq(pthread_create(&th, NULL, blocker_main, &b), 0);
 
   /* Without retries: the 429 and its Retry-After come back. */
   int rc = 0;
   for (;;) {
-    sleep_ms(100);
+    cktest_sleep_ms(100);
     rc = get_path(probe, list, &err);
     if (rc != 0 || __atomic_load_n(&b.done, __ATOMIC_ACQUIRE))
       break;
@@ -722,9 +672,9 @@ CK_TEST_OPTS(transport, retry_after_429_from_priority_and_fairness, .timeout = 1
    * Retry-After (1 s) before each new attempt, then served. */
   ck_client_opts_t retry = {.max_retries = 20, .max_retry_wait_ms = 5000};
   ck_client_t *c = client_from_text(kc, &retry);
-  int64_t t0 = now_ms();
+  int64_t t0 = cktest_now_ms();
   rc = get_path(c, list, &err);
-  int64_t took = now_ms() - t0;
+  int64_t took = cktest_now_ms() - t0;
   pthread_join(th, NULL);
   cr_assert_eq(rc, 0, "rc %d: %s", rc, err.message);
   uint64_t throttled = req_count(c, "GET", 429);
@@ -741,7 +691,7 @@ CK_TEST_OPTS(transport, retry_after_429_from_priority_and_fairness, .timeout = 1
   cr_assert_eq(b.err.http_status, 504, "blocker: %d %s", b.err.http_status, b.err.message);
   cr_assert(t0 + took + 50 >= b.end_ms, "served before the seat was free");
 
-  free(sh_out("'%s' --kubeconfig='%s' delete flowschema/%s prioritylevelconfiguration/%s", kubectl,
+  free(cktest_sh_ok("'%s' --kubeconfig='%s' delete flowschema/%s prioritylevelconfiguration/%s", kubectl,
               akc, ns, ns));
   ck_client_free(c);
   ck_client_free(b.c);

@@ -16,39 +16,10 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Follow a dotted path of object keys ("metadata.name"). Borrowed. */
-static json_t *jpath(json_t *o, const char *path) {
-  char key[128];
-  while (o && *path) {
-    const char *dot = strchr(path, '.');
-    size_t n = dot ? (size_t)(dot - path) : strlen(path);
-    cr_assert_lt(n, sizeof key);
-    memcpy(key, path, n);
-    key[n] = '\0';
-    o = json_object_get(o, key);
-    path += n + (dot ? 1 : 0);
-  }
-  return o;
-}
 
-static const char *jstr(json_t *o, const char *path) { return json_string_value(jpath(o, path)); }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
-static void msleep(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
-static unsigned rand32(void) {
-  unsigned r;
-  cr_assert_eq(getrandom(&r, sizeof r, 0), (ssize_t)sizeof r);
-  return r;
-}
 
 /* Create a ConfigMap or fail the test; returns the created object. */
 static json_t *must_create_cm(ck_client_t *c, const char *ns, const char *name, const char *key,
@@ -92,7 +63,7 @@ static void crd_create(ck_client_t *c, const char *group, const char *kind, cons
 
   char name[256];
   snprintf(name, sizeof name, "%s.%s", plural, group);
-  double deadline = now_s() + 30;
+  double deadline = cktest_now_s() + 30;
   for (;;) {
     json_t *got = NULL;
     rc = ck_object_get(c, &ck_res_crds, NULL, name, NULL, &got, &err);
@@ -100,16 +71,16 @@ static void crd_create(ck_client_t *c, const char *group, const char *kind, cons
     bool established = false;
     size_t i;
     json_t *cond;
-    json_array_foreach(jpath(got, "status.conditions"), i, cond) {
-      const char *t = jstr(cond, "type"), *s = jstr(cond, "status");
+    json_array_foreach(cktest_jpath(got, "status.conditions"), i, cond) {
+      const char *t = cktest_jstr(cond, "type"), *s = cktest_jstr(cond, "status");
       if (t && s && strcmp(t, "Established") == 0 && strcmp(s, "True") == 0)
         established = true;
     }
     json_decref(got);
     if (established)
       break;
-    cr_assert_lt(now_s(), deadline, "CRD %s not Established within 30 s", name);
-    msleep(100);
+    cr_assert_lt(cktest_now_s(), deadline, "CRD %s not Established within 30 s", name);
+    cktest_sleep_ms(100);
   }
 }
 
@@ -137,10 +108,10 @@ CK_TEST(verbs, get_create_replace_delete) {
   cr_assert(strstr(err.message, "crud") != NULL, "message names the object: %s", err.message);
 
   json_t *created = must_create_cm(admin, ns, "crud", "k", "v1");
-  cr_assert_str_eq(jstr(created, "metadata.namespace"), ns);
-  const char *rv1 = jstr(created, "metadata.resourceVersion");
+  cr_assert_str_eq(cktest_jstr(created, "metadata.namespace"), ns);
+  const char *rv1 = cktest_jstr(created, "metadata.resourceVersion");
   cr_assert(rv1 && *rv1);
-  cr_assert(jstr(created, "metadata.uid") != NULL);
+  cr_assert(cktest_jstr(created, "metadata.uid") != NULL);
 
   /* A second create of the same name: AlreadyExists (409). */
   json_t *again = cktest_configmap("crud", "k", "other");
@@ -153,8 +124,8 @@ CK_TEST(verbs, get_create_replace_delete) {
 
   rc = ck_object_get(admin, &ck_res_configmaps, ns, "crud", NULL, &got, &err);
   cr_assert_eq(rc, 0, "get: %s", err.message);
-  cr_assert_str_eq(jstr(got, "data.k"), "v1");
-  cr_assert_str_eq(jstr(got, "metadata.resourceVersion"), rv1);
+  cr_assert_str_eq(cktest_jstr(got, "data.k"), "v1");
+  cr_assert_str_eq(cktest_jstr(got, "metadata.resourceVersion"), rv1);
 
   /* Replace with the fresh resourceVersion: ok, version moves. */
   json_t *v2 = json_deep_copy(got);
@@ -162,8 +133,8 @@ CK_TEST(verbs, get_create_replace_delete) {
   json_t *replaced = NULL;
   rc = ck_object_replace(admin, &ck_res_configmaps, ns, "crud", v2, NULL, &replaced, &err);
   cr_assert_eq(rc, 0, "replace: %s", err.message);
-  cr_assert_str_eq(jstr(replaced, "data.k"), "v2");
-  cr_assert_str_neq(jstr(replaced, "metadata.resourceVersion"), rv1);
+  cr_assert_str_eq(cktest_jstr(replaced, "data.k"), "v2");
+  cr_assert_str_neq(cktest_jstr(replaced, "metadata.resourceVersion"), rv1);
 
   /* Replace again with the now stale version: 409 Conflict. */
   json_t *stale = json_deep_copy(got);
@@ -174,12 +145,12 @@ CK_TEST(verbs, get_create_replace_delete) {
   cr_assert_eq(err.http_status, 409);
 
   /* With the fresh version from the replace: ok. */
-  json_object_set(jpath(stale, "metadata"), "resourceVersion",
-                  jpath(replaced, "metadata.resourceVersion"));
+  json_object_set(cktest_jpath(stale, "metadata"), "resourceVersion",
+                  cktest_jpath(replaced, "metadata.resourceVersion"));
   json_t *r3 = NULL;
   rc = ck_object_replace(admin, &ck_res_configmaps, ns, "crud", stale, NULL, &r3, &err);
   cr_assert_eq(rc, 0, "replace with the fresh version: %s", err.message);
-  cr_assert_str_eq(jstr(r3, "data.k"), "stale");
+  cr_assert_str_eq(cktest_jstr(r3, "data.k"), "stale");
   json_decref(r3);
   json_decref(stale);
   json_decref(replaced);
@@ -266,7 +237,7 @@ typedef struct {
 
 static int count_item(void *ctx, json_t *item) {
   counter_t *k = ctx;
-  const char *name = jstr(item, "metadata.name");
+  const char *name = cktest_jstr(item, "metadata.name");
   int i = -1;
   if (!name || sscanf(name, "cm-%d", &i) != 1 || i < 0 || i >= NCM) {
     k->bad++;
@@ -284,7 +255,7 @@ CK_TEST_OPTS(verbs, list_paging_and_selectors, .timeout = 180) {
   char *ns = cktest_ns_create(admin, "verbs-list");
   ck_error_t err = {0};
 
-  double t0 = now_s();
+  double t0 = cktest_now_s();
   pthread_t th[NTHREADS];
   filler_t fl[NTHREADS];
   for (int i = 0; i < NTHREADS; i++) {
@@ -296,7 +267,7 @@ CK_TEST_OPTS(verbs, list_paging_and_selectors, .timeout = 180) {
     cr_assert_eq(fl[i].failures, 0, "thread %d: %d creates failed, first: %s", i,
                  fl[i].failures, fl[i].err.message);
   }
-  cr_log_info("created %d ConfigMaps in %.1f s", NCM, now_s() - t0);
+  cr_log_info("created %d ConfigMaps in %.1f s", NCM, cktest_now_s() - t0);
 
   /* Every item exactly once, over the default page size (500). */
   counter_t *k = calloc(1, sizeof *k);
@@ -340,8 +311,8 @@ CK_TEST_OPTS(verbs, list_paging_and_selectors, .timeout = 180) {
     free(cont);
     cont = NULL;
     size_t n = json_array_size(json_object_get(page, "items"));
-    const char *next = jstr(page, "metadata.continue");
-    cr_assert_str_eq(jstr(page, "kind"), "ConfigMapList");
+    const char *next = cktest_jstr(page, "metadata.continue");
+    cr_assert_str_eq(cktest_jstr(page, "kind"), "ConfigMapList");
     if (pages < 2) {
       cr_assert_eq(n, 500, "page %d has %zu items", pages, n);
       cr_assert(next && *next, "page %d has no metadata.continue", pages);
@@ -361,7 +332,7 @@ CK_TEST_OPTS(verbs, list_paging_and_selectors, .timeout = 180) {
   rc = ck_object_list(admin, &ck_res_configmaps, ns, NULL, &all, &err);
   cr_assert_eq(rc, 0, "list: %s", err.message);
   cr_assert_geq(json_array_size(json_object_get(all, "items")), (size_t)NCM);
-  cr_assert_null(jstr(all, "metadata.continue"));
+  cr_assert_null(cktest_jstr(all, "metadata.continue"));
   json_decref(all);
 
   /* Label selectors: equality, set-based, conjunction. */
@@ -399,9 +370,9 @@ CK_TEST_OPTS(verbs, list_paging_and_selectors, .timeout = 180) {
   rc = ck_object_list(admin, &ck_res_configmaps, ns, &fs, &one, &err);
   cr_assert_eq(rc, 0, "field selector: %s", err.message);
   cr_assert_eq(json_array_size(json_object_get(one, "items")), 1);
-  cr_assert_str_eq(jstr(json_array_get(json_object_get(one, "items"), 0), "metadata.name"),
+  cr_assert_str_eq(cktest_jstr(json_array_get(json_object_get(one, "items"), 0), "metadata.name"),
                    "cm-0042");
-  cr_assert_str_eq(jstr(json_array_get(json_object_get(one, "items"), 0), "data.i"), "42");
+  cr_assert_str_eq(cktest_jstr(json_array_get(json_object_get(one, "items"), 0), "data.i"), "42");
   json_decref(one);
 
   memset(k, 0, sizeof *k);
@@ -428,7 +399,7 @@ CK_TEST_OPTS(verbs, list_paging_and_selectors, .timeout = 180) {
   ck_list_opts_t lim = {.limit = 1};
   rc = ck_object_list(admin, &ck_res_configmaps, ns, &lim, &p1, &err);
   cr_assert_eq(rc, 0);
-  char *rv_then = strdup(jstr(p1, "metadata.resourceVersion"));
+  char *rv_then = strdup(cktest_jstr(p1, "metadata.resourceVersion"));
   json_decref(p1);
   json_decref(must_create_cm(admin, ns, "zz-after", "k", "v"));
   json_t *exact = NULL;
@@ -438,14 +409,14 @@ CK_TEST_OPTS(verbs, list_paging_and_selectors, .timeout = 180) {
   cr_assert_eq(rc, 0, "exact list: %s", err.message);
   cr_assert_eq(json_array_size(json_object_get(exact, "items")), 0,
                "the object created later is not in the list at %s", rv_then);
-  cr_assert_str_eq(jstr(exact, "metadata.resourceVersion"), rv_then);
+  cr_assert_str_eq(cktest_jstr(exact, "metadata.resourceVersion"), rv_then);
   json_decref(exact);
   free(rv_then);
 
   free(k);
   cktest_ns_delete(admin, ns);
   ck_client_free(admin);
-  cr_log_info("list test took %.1f s", now_s() - t0);
+  cr_log_info("list test took %.1f s", cktest_now_s() - t0);
 }
 
 /* ---- patch --------------------------------------------------------------- */
@@ -470,10 +441,10 @@ CK_TEST(verbs, patch_merge_json_strategic) {
                        "{\"data\":{\"a\":null,\"c\":\"3\"},\"metadata\":{\"labels\":{\"m\":\"1\"}}}",
                        NULL, &out, &err);
   cr_assert_eq(rc, 0, "merge patch: %s", err.message);
-  cr_assert_null(jpath(out, "data.a"));
-  cr_assert_str_eq(jstr(out, "data.b"), "2");
-  cr_assert_str_eq(jstr(out, "data.c"), "3");
-  cr_assert_str_eq(jstr(out, "metadata.labels.m"), "1");
+  cr_assert_null(cktest_jpath(out, "data.a"));
+  cr_assert_str_eq(cktest_jstr(out, "data.b"), "2");
+  cr_assert_str_eq(cktest_jstr(out, "data.c"), "3");
+  cr_assert_str_eq(cktest_jstr(out, "metadata.labels.m"), "1");
   json_decref(out);
 
   /* JSON patch with a passing test op. */
@@ -484,10 +455,10 @@ CK_TEST(verbs, patch_merge_json_strategic) {
                        "{\"op\":\"remove\",\"path\":\"/data/c\"}]",
                        NULL, &out, &err);
   cr_assert_eq(rc, 0, "json patch: %s", err.message);
-  cr_assert_str_eq(jstr(out, "data.b"), "20");
-  cr_assert_str_eq(jstr(out, "data.d"), "4");
-  cr_assert_null(jpath(out, "data.c"));
-  char *rv = strdup(jstr(out, "metadata.resourceVersion"));
+  cr_assert_str_eq(cktest_jstr(out, "data.b"), "20");
+  cr_assert_str_eq(cktest_jstr(out, "data.d"), "4");
+  cr_assert_null(cktest_jpath(out, "data.c"));
+  char *rv = strdup(cktest_jstr(out, "metadata.resourceVersion"));
   json_decref(out);
 
   /* A failing test op: the whole patch is refused, nothing changes. */
@@ -505,8 +476,8 @@ CK_TEST(verbs, patch_merge_json_strategic) {
   json_t *got = NULL;
   rc = ck_object_get(admin, &ck_res_configmaps, ns, "p", NULL, &got, &err);
   cr_assert_eq(rc, 0);
-  cr_assert_str_eq(jstr(got, "data.d"), "4");
-  cr_assert_str_eq(jstr(got, "metadata.resourceVersion"), rv);
+  cr_assert_str_eq(cktest_jstr(got, "data.d"), "4");
+  cr_assert_str_eq(cktest_jstr(got, "metadata.resourceVersion"), rv);
   json_decref(got);
   free(rv);
 
@@ -525,10 +496,10 @@ CK_TEST(verbs, patch_merge_json_strategic) {
                        "\"data\":{\"e\":\"5\"}}",
                        NULL, &out, &err);
   cr_assert_eq(rc, 0, "strategic merge patch: %s", err.message);
-  json_t *owners = jpath(out, "metadata.ownerReferences");
+  json_t *owners = cktest_jpath(out, "metadata.ownerReferences");
   cr_assert_eq(json_array_size(owners), 2, "both owners kept: %zu", json_array_size(owners));
-  cr_assert_str_eq(jstr(out, "data.e"), "5");
-  cr_assert_str_eq(jstr(out, "data.b"), "20");
+  cr_assert_str_eq(cktest_jstr(out, "data.e"), "5");
+  cr_assert_str_eq(cktest_jstr(out, "data.b"), "20");
   json_decref(out);
 
   /* The same list through a merge patch replaces it. */
@@ -538,16 +509,16 @@ CK_TEST(verbs, patch_merge_json_strategic) {
                        "\"uid\":\"00000000-0000-0000-0000-00000000000c\"}]}}",
                        NULL, &out, &err);
   cr_assert_eq(rc, 0, "merge patch of the list: %s", err.message);
-  owners = jpath(out, "metadata.ownerReferences");
+  owners = cktest_jpath(out, "metadata.ownerReferences");
   cr_assert_eq(json_array_size(owners), 1);
-  cr_assert_str_eq(jstr(json_array_get(owners, 0), "name"), "owner-c");
+  cr_assert_str_eq(cktest_jstr(json_array_get(owners, 0), "name"), "owner-c");
   json_decref(out);
 
   /* Strategic $patch: delete directive on a map key. */
   rc = ck_object_patch(admin, &ck_res_configmaps, ns, "p", CK_PATCH_STRATEGIC,
                        "{\"data\":{\"e\":null}}", NULL, &out, &err);
   cr_assert_eq(rc, 0, "strategic delete: %s", err.message);
-  cr_assert_null(jpath(out, "data.e"));
+  cr_assert_null(cktest_jpath(out, "data.e"));
   json_decref(out);
 
   /* Patch of a missing object: NotFound. Bad patch type: EINVAL. */
@@ -570,8 +541,8 @@ CK_TEST(verbs, patch_merge_json_strategic) {
 static json_t *managed_entry(json_t *obj, const char *manager) {
   size_t i;
   json_t *e;
-  json_array_foreach(jpath(obj, "metadata.managedFields"), i, e) {
-    const char *m = jstr(e, "manager");
+  json_array_foreach(cktest_jpath(obj, "metadata.managedFields"), i, e) {
+    const char *m = cktest_jstr(e, "manager");
     if (m && strcmp(m, manager) == 0)
       return e;
   }
@@ -600,7 +571,7 @@ CK_TEST(verbs, server_side_apply_conflict_and_force) {
   json_t *out = NULL;
   rc = ck_object_apply(admin, &ck_res_configmaps, ns, "ssa", a, &alpha, &out, &err);
   cr_assert_eq(rc, 0, "apply alpha: %s", err.message);
-  cr_assert_str_eq(jstr(out, "data.shared"), "from-alpha");
+  cr_assert_str_eq(cktest_jstr(out, "data.shared"), "from-alpha");
   cr_assert(owns_data_key(out, "alpha", "shared"));
   cr_assert_null(json_object_get(a, "kind"), "the caller's object is not modified");
   json_decref(out);
@@ -625,25 +596,25 @@ CK_TEST(verbs, server_side_apply_conflict_and_force) {
   ck_write_opts_t dry = {.field_manager = "beta", .force = true, .dry_run = true};
   rc = ck_object_apply(admin, &ck_res_configmaps, ns, "ssa", b, &dry, &out, &err);
   cr_assert_eq(rc, 0, "dry-run forced apply: %s", err.message);
-  cr_assert_str_eq(jstr(out, "data.shared"), "from-beta");
+  cr_assert_str_eq(cktest_jstr(out, "data.shared"), "from-beta");
   json_decref(out);
   json_t *got = NULL;
   rc = ck_object_get(admin, &ck_res_configmaps, ns, "ssa", NULL, &got, &err);
   cr_assert_eq(rc, 0);
-  cr_assert_str_eq(jstr(got, "data.shared"), "from-alpha");
+  cr_assert_str_eq(cktest_jstr(got, "data.shared"), "from-alpha");
   json_decref(got);
 
   /* With force: beta takes the field over; alpha keeps the rest. */
   ck_write_opts_t force = {.field_manager = "beta", .force = true};
   rc = ck_object_apply(admin, &ck_res_configmaps, ns, "ssa", b, &force, &out, &err);
   cr_assert_eq(rc, 0, "forced apply: %s", err.message);
-  cr_assert_str_eq(jstr(out, "data.shared"), "from-beta");
-  cr_assert_str_eq(jstr(out, "data.mine"), "a");
+  cr_assert_str_eq(cktest_jstr(out, "data.shared"), "from-beta");
+  cr_assert_str_eq(cktest_jstr(out, "data.mine"), "a");
   cr_assert(owns_data_key(out, "beta", "shared"), "beta owns data.shared");
   cr_assert_not(owns_data_key(out, "alpha", "shared"), "alpha lost data.shared");
   cr_assert(owns_data_key(out, "alpha", "mine"), "alpha keeps data.mine");
   json_t *be = managed_entry(out, "beta");
-  cr_assert_str_eq(jstr(be, "operation"), "Apply");
+  cr_assert_str_eq(cktest_jstr(be, "operation"), "Apply");
   json_decref(out);
 
   /* Now alpha is the one in conflict. */
@@ -670,8 +641,8 @@ CK_TEST(verbs, dry_run_create_replace_delete) {
   json_t *out = NULL;
   int rc = ck_object_create(admin, &ck_res_configmaps, ns, cm, &dry, &out, &err);
   cr_assert_eq(rc, 0, "dry-run create: %s", err.message);
-  cr_assert_str_eq(jstr(out, "metadata.name"), "dry");
-  cr_assert_str_eq(jstr(out, "data.k"), "v");
+  cr_assert_str_eq(cktest_jstr(out, "metadata.name"), "dry");
+  cr_assert_str_eq(cktest_jstr(out, "data.k"), "v");
   json_decref(out);
   json_t *got = NULL;
   rc = ck_object_get(admin, &ck_res_configmaps, ns, "dry", NULL, &got, &err);
@@ -694,16 +665,16 @@ CK_TEST(verbs, dry_run_create_replace_delete) {
   json_t *r = NULL;
   rc = ck_object_replace(admin, &ck_res_configmaps, ns, "dry", out, &dry, &r, &err);
   cr_assert_eq(rc, 0, "dry-run replace: %s", err.message);
-  cr_assert_str_eq(jstr(r, "data.k"), "changed");
+  cr_assert_str_eq(cktest_jstr(r, "data.k"), "changed");
   json_decref(r);
   rc = ck_object_patch(admin, &ck_res_configmaps, ns, "dry", CK_PATCH_MERGE,
                        "{\"data\":{\"k\":\"patched\"}}", &dry, &r, &err);
   cr_assert_eq(rc, 0, "dry-run patch: %s", err.message);
-  cr_assert_str_eq(jstr(r, "data.k"), "patched");
+  cr_assert_str_eq(cktest_jstr(r, "data.k"), "patched");
   json_decref(r);
   rc = ck_object_get(admin, &ck_res_configmaps, ns, "dry", NULL, &got, &err);
   cr_assert_eq(rc, 0);
-  cr_assert_str_eq(jstr(got, "data.k"), "v");
+  cr_assert_str_eq(cktest_jstr(got, "data.k"), "v");
   json_decref(got);
 
   /* Dry-run delete keeps it. */
@@ -712,7 +683,7 @@ CK_TEST(verbs, dry_run_create_replace_delete) {
   cr_assert_eq(rc, 0, "dry-run delete: %s", err.message);
   rc = ck_object_get(admin, &ck_res_configmaps, ns, "dry", NULL, &got, &err);
   cr_assert_eq(rc, 0, "dry-run delete removed the object: %s", err.message);
-  cr_assert_str_eq(jstr(got, "data.k"), "v");
+  cr_assert_str_eq(cktest_jstr(got, "data.k"), "v");
   json_decref(got);
 
   /* A dry-run delete of a missing object still says NotFound. */
@@ -766,7 +737,7 @@ CK_TEST(verbs, field_validation_strict) {
   rc = ck_object_create(admin, &ck_res_configmaps, ns, cm, NULL, &out, &err);
   cr_assert_eq(rc, 0, "default validation: %s", err.message);
   cr_assert_null(json_object_get(out, "bogusField"));
-  cr_assert_str_eq(jstr(out, "data.k"), "v");
+  cr_assert_str_eq(cktest_jstr(out, "data.k"), "v");
   json_decref(out);
 
   json_object_set_new(json_object_get(cm, "metadata"), "name", json_string("fv-ignore"));
@@ -837,8 +808,8 @@ CK_TEST(verbs, delete_preconditions_and_options) {
   ck_error_t err = {0};
 
   json_t *obj = must_create_cm(admin, ns, "pre", "k", "v");
-  const char *uid = jstr(obj, "metadata.uid");
-  const char *rv = jstr(obj, "metadata.resourceVersion");
+  const char *uid = cktest_jstr(obj, "metadata.uid");
+  const char *rv = cktest_jstr(obj, "metadata.resourceVersion");
 
   ck_delete_opts_t wrong_uid = {.precondition_uid = "00000000-0000-0000-0000-000000000000"};
   int rc = ck_object_delete(admin, &ck_res_configmaps, ns, "pre", &wrong_uid, NULL, &err);
@@ -865,7 +836,7 @@ CK_TEST(verbs, delete_preconditions_and_options) {
   /* The right uid and version: gone. */
   ck_delete_opts_t right = {.precondition_uid = uid,
                             .precondition_resource_version =
-                                jstr(patched, "metadata.resourceVersion")};
+                                cktest_jstr(patched, "metadata.resourceVersion")};
   rc = ck_object_delete(admin, &ck_res_configmaps, ns, "pre", &right, NULL, &err);
   cr_assert_eq(rc, 0, "delete with right preconditions: %s", err.message);
   rc = ck_object_get(admin, &ck_res_configmaps, ns, "pre", NULL, &got, &err);
@@ -890,7 +861,7 @@ CK_TEST(verbs, delete_preconditions_and_options) {
      * with a deletionTimestamp. Either way it is marked deleted. */
     rc = ck_object_get(admin, &ck_res_configmaps, ns, name, NULL, &got, &err);
     if (rc == 0) {
-      cr_assert_not_null(jpath(got, "metadata.deletionTimestamp"), "%s: not being deleted",
+      cr_assert_not_null(cktest_jpath(got, "metadata.deletionTimestamp"), "%s: not being deleted",
                          policies[i]);
       json_decref(got);
     } else {
@@ -924,7 +895,7 @@ CK_TEST_OPTS(verbs, status_subresource, .timeout = 120) {
   char *ns = cktest_ns_create(admin, "verbs-status");
   ck_error_t err = {0};
   char group[64];
-  snprintf(group, sizeof group, "t%08x.crdkit.io", rand32());
+  snprintf(group, sizeof group, "t%08x.crdkit.io", cktest_rand32());
   crd_create(admin, group, "Widget", "widgets");
   const ck_resource_t widgets = {group, "v1", "widgets", "Widget", true};
 
@@ -936,16 +907,16 @@ CK_TEST_OPTS(verbs, status_subresource, .timeout = 120) {
   json_t *out = NULL;
   int rc;
   /* The CRD's storage may take a moment after Established. */
-  double deadline = now_s() + 15;
+  double deadline = cktest_now_s() + 15;
   while ((rc = ck_object_create(admin, &widgets, ns, w, NULL, &out, &err)) != 0 &&
-         ck_error_is_not_found(&err) && now_s() < deadline)
-    msleep(200);
+         ck_error_is_not_found(&err) && cktest_now_s() < deadline)
+    cktest_sleep_ms(200);
   cr_assert_eq(rc, 0, "create widget: %s", err.message);
   json_decref(w);
   /* Status is ignored on create when the subresource is enabled. */
-  cr_assert_null(jpath(out, "status.phase"), "status set at create: %s",
-                 jstr(out, "status.phase"));
-  cr_assert_eq(json_integer_value(jpath(out, "spec.size")), 1);
+  cr_assert_null(cktest_jpath(out, "status.phase"), "status set at create: %s",
+                 cktest_jstr(out, "status.phase"));
+  cr_assert_eq(json_integer_value(cktest_jpath(out, "spec.size")), 1);
 
   /* Write status through /status with PUT. */
   json_object_set_new(out, "status", json_pack("{s:s}", "phase", "Ready"));
@@ -953,7 +924,7 @@ CK_TEST_OPTS(verbs, status_subresource, .timeout = 120) {
   ck_write_opts_t sub = {.subresource = "status"};
   rc = ck_object_replace(admin, &widgets, ns, "w1", out, &sub, &st, &err);
   cr_assert_eq(rc, 0, "replace status: %s", err.message);
-  cr_assert_str_eq(jstr(st, "status.phase"), "Ready");
+  cr_assert_str_eq(cktest_jstr(st, "status.phase"), "Ready");
   json_decref(out);
 
   /* Through the main resource: spec changes, status change ignored. */
@@ -961,15 +932,15 @@ CK_TEST_OPTS(verbs, status_subresource, .timeout = 120) {
   json_object_set_new(json_object_get(st, "spec"), "size", json_integer(2));
   rc = ck_object_replace(admin, &widgets, ns, "w1", st, NULL, &out, &err);
   cr_assert_eq(rc, 0, "replace main: %s", err.message);
-  cr_assert_eq(json_integer_value(jpath(out, "spec.size")), 2);
-  cr_assert_str_eq(jstr(out, "status.phase"), "Ready");
+  cr_assert_eq(json_integer_value(cktest_jpath(out, "spec.size")), 2);
+  cr_assert_str_eq(cktest_jstr(out, "status.phase"), "Ready");
   json_decref(st);
   json_decref(out);
 
   rc = ck_object_patch(admin, &widgets, ns, "w1", CK_PATCH_MERGE,
                        "{\"status\":{\"phase\":\"HackedByPatch\"}}", NULL, &out, &err);
   cr_assert_eq(rc, 0, "patch main: %s", err.message);
-  cr_assert_str_eq(jstr(out, "status.phase"), "Ready");
+  cr_assert_str_eq(cktest_jstr(out, "status.phase"), "Ready");
   json_decref(out);
 
   /* Through /status with a merge patch: sticks; a spec change there is
@@ -978,24 +949,24 @@ CK_TEST_OPTS(verbs, status_subresource, .timeout = 120) {
                        "{\"status\":{\"phase\":\"Done\"},\"spec\":{\"size\":99}}", &sub, &out,
                        &err);
   cr_assert_eq(rc, 0, "patch status: %s", err.message);
-  cr_assert_str_eq(jstr(out, "status.phase"), "Done");
-  cr_assert_eq(json_integer_value(jpath(out, "spec.size")), 2);
+  cr_assert_str_eq(cktest_jstr(out, "status.phase"), "Done");
+  cr_assert_eq(json_integer_value(cktest_jpath(out, "spec.size")), 2);
   json_decref(out);
 
   /* GET of /status and of the object agree. */
   json_t *got = NULL;
   rc = ck_object_get(admin, &widgets, ns, "w1", "status", &got, &err);
   cr_assert_eq(rc, 0, "get status: %s", err.message);
-  cr_assert_str_eq(jstr(got, "status.phase"), "Done");
+  cr_assert_str_eq(cktest_jstr(got, "status.phase"), "Done");
   json_decref(got);
   rc = ck_object_get(admin, &widgets, ns, "w1", NULL, &got, &err);
   cr_assert_eq(rc, 0);
-  cr_assert_str_eq(jstr(got, "status.phase"), "Done");
-  cr_assert_eq(json_integer_value(jpath(got, "spec.size")), 2);
+  cr_assert_str_eq(cktest_jstr(got, "status.phase"), "Done");
+  cr_assert_eq(json_integer_value(cktest_jpath(got, "spec.size")), 2);
 
   /* Stale version on /status: Conflict as for the object. */
   json_t *stale = json_deep_copy(got);
-  json_object_set_new(jpath(stale, "metadata"), "resourceVersion", json_string("1"));
+  json_object_set_new(cktest_jpath(stale, "metadata"), "resourceVersion", json_string("1"));
   rc = ck_object_replace(admin, &widgets, ns, "w1", stale, &sub, NULL, &err);
   cr_assert_eq(rc, CK_EAPI);
   cr_assert(ck_error_is_conflict(&err), "reason %s: %s", ck_reason_name(err.reason), err.message);
@@ -1009,7 +980,7 @@ CK_TEST_OPTS(verbs, status_subresource, .timeout = 120) {
                          .force = true};
   rc = ck_object_apply(admin, &widgets, ns, "w1", ap, &apo, &out, &err);
   cr_assert_eq(rc, 0, "apply status: %s", err.message);
-  cr_assert_str_eq(jstr(out, "status.phase"), "Applied");
+  cr_assert_str_eq(cktest_jstr(out, "status.phase"), "Applied");
   json_decref(out);
   json_decref(ap);
 
@@ -1037,10 +1008,10 @@ CK_TEST_OPTS(verbs, status_subresource, .timeout = 120) {
  * (each miss refreshes the cached list). */
 static int resolve_eventually(ck_client_t *c, const char *av, const char *kind,
                               ck_resource_t *out, ck_error_t *err) {
-  double deadline = now_s() + 15;
+  double deadline = cktest_now_s() + 15;
   int rc;
-  while ((rc = ck_discovery_resolve(c, av, kind, out, err)) != 0 && now_s() < deadline)
-    msleep(200);
+  while ((rc = ck_discovery_resolve(c, av, kind, out, err)) != 0 && cktest_now_s() < deadline)
+    cktest_sleep_ms(200);
   return rc;
 }
 
@@ -1081,7 +1052,7 @@ CK_TEST_OPTS(verbs, discovery, .timeout = 120) {
   cr_assert_eq(rc, 0);
   rc = ck_object_list(admin, &r, NULL, &(ck_list_opts_t){.limit = 1}, &list, &err);
   cr_assert_eq(rc, 0, "list with a resolved resource: %s", err.message);
-  cr_assert_str_eq(jstr(list, "kind"), "NamespaceList");
+  cr_assert_str_eq(cktest_jstr(list, "kind"), "NamespaceList");
   json_decref(list);
 
   /* Unknown kind in a served version; subresource kinds do not count. */
@@ -1102,7 +1073,7 @@ CK_TEST_OPTS(verbs, discovery, .timeout = 120) {
   /* A CRD's kind: found after creation. A second CRD of the same
    * group/version after the first was cached: the miss refreshes. */
   char group[64], av[96];
-  snprintf(group, sizeof group, "t%08x.crdkit.io", rand32());
+  snprintf(group, sizeof group, "t%08x.crdkit.io", cktest_rand32());
   snprintf(av, sizeof av, "%s/v1", group);
   rc = ck_discovery_resolve(admin, av, "Gizmo", &r, &err);
   cr_assert_eq(rc, CK_EINVAL, "before the CRD exists: rc %d", rc);
@@ -1458,7 +1429,7 @@ static int expire_midway(void *ctx, json_t *item) {
   cktest_control("/compact");
   /* Wait until the server has switched to the new storage: the probe token
    * (from a list made just before the walk) expires. */
-  double deadline = now_s() + 20;
+  double deadline = cktest_now_s() + 20;
   for (;;) {
     json_t *page = NULL;
     ck_list_opts_t o = {.limit = 1, .continue_token = x->probe_token};
@@ -1468,8 +1439,8 @@ static int expire_midway(void *ctx, json_t *item) {
       cr_assert(ck_error_is_gone(&err), "probe: rc %d %s", rc, err.message);
       break;
     }
-    cr_assert_lt(now_s(), deadline, "the continue token never expired");
-    msleep(200);
+    cr_assert_lt(cktest_now_s(), deadline, "the continue token never expired");
+    cktest_sleep_ms(200);
   }
   return 0;
 }
@@ -1479,7 +1450,7 @@ CK_TEST_OPTS(verbs, list_each_expired_continue, .timeout = 120) {
   char *ns = cktest_ns_create(admin, "verbs-cont");
   ck_error_t err = {0};
   char group[64], av[96], crd[128];
-  snprintf(group, sizeof group, "t%08x.crdkit.io", rand32());
+  snprintf(group, sizeof group, "t%08x.crdkit.io", cktest_rand32());
   snprintf(av, sizeof av, "%s/v1", group);
   snprintf(crd, sizeof crd, "sprockets.%s", group);
   crd_create(admin, group, "Sprocket", "sprockets");
@@ -1490,10 +1461,10 @@ CK_TEST_OPTS(verbs, list_each_expired_continue, .timeout = 120) {
     json_t *o = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion", av, "kind", "Sprocket", "metadata",
                           "name", name);
     int rc;
-    double deadline = now_s() + 15;
+    double deadline = cktest_now_s() + 15;
     while ((rc = ck_object_create(admin, &sprockets, ns, o, NULL, NULL, &err)) != 0 &&
-           ck_error_is_not_found(&err) && now_s() < deadline)
-      msleep(200);
+           ck_error_is_not_found(&err) && cktest_now_s() < deadline)
+      cktest_sleep_ms(200);
     cr_assert_eq(rc, 0, "create %s: %s", name, err.message);
     json_decref(o);
   }
@@ -1501,7 +1472,7 @@ CK_TEST_OPTS(verbs, list_each_expired_continue, .timeout = 120) {
   json_t *first = NULL;
   int rc = ck_object_list(admin, &sprockets, ns, &(ck_list_opts_t){.limit = 2}, &first, &err);
   cr_assert_eq(rc, 0, "%s", err.message);
-  const char *token = jstr(first, "metadata.continue");
+  const char *token = cktest_jstr(first, "metadata.continue");
   cr_assert(token && *token);
 
   expiring_t x = {.c = admin, .res = &sprockets, .ns = ns, .crd = crd, .probe_token = token};

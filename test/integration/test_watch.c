@@ -13,38 +13,10 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static json_t *jpath(json_t *o, const char *path) {
-  char key[128];
-  while (o && *path) {
-    const char *dot = strchr(path, '.');
-    size_t n = dot ? (size_t)(dot - path) : strlen(path);
-    cr_assert_lt(n, sizeof key);
-    memcpy(key, path, n);
-    key[n] = '\0';
-    o = json_object_get(o, key);
-    path += n + (dot ? 1 : 0);
-  }
-  return o;
-}
 
-static const char *jstr(json_t *o, const char *path) { return json_string_value(jpath(o, path)); }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
-static void msleep(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
-static unsigned rand32(void) {
-  unsigned r;
-  cr_assert_eq(getrandom(&r, sizeof r, 0), (ssize_t)sizeof r);
-  return r;
-}
 
 static const char *type_name(ck_watch_type_t t) {
   switch (t) {
@@ -70,7 +42,7 @@ static char *create_cm(ck_client_t *c, const char *ns, const char *name, const c
   int rc = ck_object_create(c, &ck_res_configmaps, ns, cm, NULL, &out, &err);
   json_decref(cm);
   cr_assert_eq(rc, 0, "create %s/%s: %s", ns, name, err.message);
-  char *rv = strdup(jstr(out, "metadata.resourceVersion"));
+  char *rv = strdup(cktest_jstr(out, "metadata.resourceVersion"));
   json_decref(out);
   return rv;
 }
@@ -94,7 +66,7 @@ static char *list_rv(ck_client_t *c, const ck_resource_t *res, const char *ns) {
   ck_error_t err = {0};
   int rc = ck_object_list(c, res, ns, NULL, &list, &err);
   cr_assert_eq(rc, 0, "list %s: %s", res->resource, err.message);
-  const char *rv = jstr(list, "metadata.resourceVersion");
+  const char *rv = cktest_jstr(list, "metadata.resourceVersion");
   cr_assert(rv && *rv);
   char *s = strdup(rv);
   json_decref(list);
@@ -113,9 +85,9 @@ static ck_watch_t *open_watch(ck_client_t *c, const ck_resource_t *res, const ch
 
 /* The next event that is not a bookmark, within timeout_ms in total. */
 static int next_event(ck_watch_t *w, int timeout_ms, ck_watch_event_t *ev, ck_error_t *err) {
-  double deadline = now_s() + timeout_ms / 1000.0;
+  double deadline = cktest_now_s() + timeout_ms / 1000.0;
   for (;;) {
-    int left = (int)((deadline - now_s()) * 1000);
+    int left = (int)((deadline - cktest_now_s()) * 1000);
     if (left < 0)
       left = 0;
     int rc = ck_watch_next(w, left, ev, err);
@@ -134,12 +106,12 @@ static char *expect_event(ck_watch_t *w, ck_watch_type_t type, const char *name)
   int rc = next_event(w, 15000, &ev, &err);
   cr_assert_eq(rc, 0, "waiting for %s %s: rc %d (%s) %s", type_name(type), name, rc,
                ck_strerror(rc), err.message);
-  const char *got = jstr(ev.object, "metadata.name");
+  const char *got = cktest_jstr(ev.object, "metadata.name");
   cr_assert_eq(ev.type, type, "wanted %s %s, got %s %s", type_name(type), name,
                type_name(ev.type), got ? got : "?");
   cr_assert_str_eq(got, name, "wanted %s %s, got %s %s", type_name(type), name,
                    type_name(ev.type), got);
-  const char *rv = jstr(ev.object, "metadata.resourceVersion");
+  const char *rv = cktest_jstr(ev.object, "metadata.resourceVersion");
   cr_assert(rv && *rv);
   cr_assert_str_eq(ck_watch_resource_version(w), rv, "the watch tracks the event's version");
   char *s = strdup(rv);
@@ -155,7 +127,7 @@ static void expect_quiet(ck_watch_t *w, int ms) {
   int rc = next_event(w, ms, &ev, &err);
   cr_assert_eq(rc, CK_ETIMEDOUT, "expected no event, got rc %d type %s name %s", rc,
                rc == 0 ? type_name(ev.type) : "-",
-               rc == 0 ? jstr(ev.object, "metadata.name") : err.message);
+               rc == 0 ? cktest_jstr(ev.object, "metadata.name") : err.message);
 }
 
 /* Versions from etcd are integers; they only grow. */
@@ -188,7 +160,7 @@ static void crd_create(ck_client_t *c, const char *group) {
   cr_assert_eq(rc, 0, "create CRD: %s", err.message);
   char name[256];
   snprintf(name, sizeof name, "widgets.%s", group);
-  double deadline = now_s() + 30;
+  double deadline = cktest_now_s() + 30;
   for (;;) {
     json_t *got = NULL;
     rc = ck_object_get(c, &ck_res_crds, NULL, name, NULL, &got, &err);
@@ -196,16 +168,16 @@ static void crd_create(ck_client_t *c, const char *group) {
     bool established = false;
     size_t i;
     json_t *cond;
-    json_array_foreach(jpath(got, "status.conditions"), i, cond) {
-      const char *t = jstr(cond, "type"), *s = jstr(cond, "status");
+    json_array_foreach(cktest_jpath(got, "status.conditions"), i, cond) {
+      const char *t = cktest_jstr(cond, "type"), *s = cktest_jstr(cond, "status");
       if (t && s && strcmp(t, "Established") == 0 && strcmp(s, "True") == 0)
         established = true;
     }
     json_decref(got);
     if (established)
       break;
-    cr_assert_lt(now_s(), deadline, "CRD %s not Established within 30 s", name);
-    msleep(100);
+    cr_assert_lt(cktest_now_s(), deadline, "CRD %s not Established within 30 s", name);
+    cktest_sleep_ms(100);
   }
 }
 
@@ -247,9 +219,9 @@ CK_TEST(watch, added_modified_deleted_in_order) {
   int rc = next_event(w, 15000, &ev, &err);
   cr_assert_eq(rc, 0, "%s", err.message);
   cr_assert_eq(ev.type, CK_WATCH_MODIFIED);
-  cr_assert_str_eq(jstr(ev.object, "data.k"), "changed");
-  cr_assert_str_eq(jstr(ev.object, "metadata.namespace"), ns);
-  cr_assert_str_eq(jstr(ev.object, "kind"), "ConfigMap");
+  cr_assert_str_eq(cktest_jstr(ev.object, "data.k"), "changed");
+  cr_assert_str_eq(cktest_jstr(ev.object, "metadata.namespace"), ns);
+  cr_assert_str_eq(cktest_jstr(ev.object, "kind"), "ConfigMap");
   ck_watch_event_clear(&ev);
   ck_watch_event_clear(&ev); /* twice is harmless */
 
@@ -296,28 +268,28 @@ CK_TEST(watch, all_namespaces) {
   int lrc = ck_object_list(admin, &ck_res_configmaps, NULL, &(ck_list_opts_t){.limit = 1}, &page,
                            &lerr);
   cr_assert_eq(lrc, 0, "%s", lerr.message);
-  ck_watch_opts_t o = {.resource_version = jstr(page, "metadata.resourceVersion")};
+  ck_watch_opts_t o = {.resource_version = cktest_jstr(page, "metadata.resourceVersion")};
   ck_watch_t *w = open_watch(admin, &ck_res_configmaps, NULL, &o);
   json_decref(page);
   /* Other tests write too: pick ours out of the stream. */
   free(create_cm(admin, ns1, "x1", "1", NULL, NULL));
   free(create_cm(admin, ns2, "x2", "1", NULL, NULL));
   bool seen1 = false, seen2 = false;
-  double deadline = now_s() + 15;
+  double deadline = cktest_now_s() + 15;
   while (!(seen1 && seen2)) {
     ck_watch_event_t ev;
     ck_error_t err = {0};
     int rc = next_event(w, 1000, &ev, &err);
     cr_assert(rc == 0 || rc == CK_ETIMEDOUT, "rc %d %s", rc, err.message);
     if (rc == 0) {
-      const char *n = jstr(ev.object, "metadata.namespace");
+      const char *n = cktest_jstr(ev.object, "metadata.namespace");
       if (n && strcmp(n, ns1) == 0 && ev.type == CK_WATCH_ADDED)
         seen1 = true;
       if (n && strcmp(n, ns2) == 0 && ev.type == CK_WATCH_ADDED)
         seen2 = true;
       ck_watch_event_clear(&ev);
     }
-    cr_assert_lt(now_s(), deadline, "events from both namespaces: %d %d", seen1, seen2);
+    cr_assert_lt(cktest_now_s(), deadline, "events from both namespaces: %d %d", seen1, seen2);
   }
   ck_watch_free(w);
   cktest_ns_delete(admin, ns1);
@@ -333,7 +305,7 @@ CK_TEST_OPTS(watch, bookmarks_until_server_closes, .timeout = 60) {
   char *rv0 = list_rv(admin, &ck_res_configmaps, ns);
 
   ck_watch_opts_t o = {.resource_version = rv0, .timeout_seconds = 5};
-  double t0 = now_s();
+  double t0 = cktest_now_s();
   ck_watch_t *w = open_watch(admin, &ck_res_configmaps, ns, &o);
   char *rv1 = create_cm(admin, ns, "bm", "1", NULL, NULL);
 
@@ -344,28 +316,28 @@ CK_TEST_OPTS(watch, bookmarks_until_server_closes, .timeout = 60) {
   for (;;) {
     rc = ck_watch_next(w, 1000, &ev, &err);
     if (rc == CK_ETIMEDOUT) {
-      cr_assert_lt(now_s() - t0, 15, "the server did not end the stream within 15 s");
+      cr_assert_lt(cktest_now_s() - t0, 15, "the server did not end the stream within 15 s");
       continue;
     }
     if (rc != 0)
       break;
     if (ev.type == CK_WATCH_BOOKMARK) {
       bookmarks++;
-      const char *brv = jstr(ev.object, "metadata.resourceVersion");
+      const char *brv = cktest_jstr(ev.object, "metadata.resourceVersion");
       cr_assert(brv && *brv, "a bookmark carries a version");
       snprintf(last_bookmark, sizeof last_bookmark, "%s", brv);
       cr_assert_str_eq(ck_watch_resource_version(w), brv);
       /* Bookmarks carry only the kind and the version. */
-      cr_assert_str_eq(jstr(ev.object, "kind"), "ConfigMap");
-      cr_assert_null(jpath(ev.object, "metadata.name"));
+      cr_assert_str_eq(cktest_jstr(ev.object, "kind"), "ConfigMap");
+      cr_assert_null(cktest_jpath(ev.object, "metadata.name"));
     } else {
       cr_assert_eq(ev.type, CK_WATCH_ADDED);
-      cr_assert_str_eq(jstr(ev.object, "metadata.name"), "bm");
+      cr_assert_str_eq(cktest_jstr(ev.object, "metadata.name"), "bm");
       events++;
     }
     ck_watch_event_clear(&ev);
   }
-  double took = now_s() - t0;
+  double took = cktest_now_s() - t0;
   cr_assert_eq(rc, CK_ECLOSED, "rc %d (%s): %s", rc, ck_strerror(rc), err.message);
   cr_assert_eq(err.code, CK_ECLOSED);
   cr_assert_geq(took, 3.0, "closed after %.1f s, before timeoutSeconds", took);
@@ -398,11 +370,11 @@ CK_TEST_OPTS(watch, bookmarks_until_server_closes, .timeout = 60) {
   /* Without bookmarks requested, none arrive (and the stream still ends). */
   o = (ck_watch_opts_t){.resource_version = resume, .timeout_seconds = 3, .no_bookmarks = true};
   w = open_watch(admin, &ck_res_configmaps, ns, &o);
-  t0 = now_s();
+  t0 = cktest_now_s();
   for (;;) {
     rc = ck_watch_next(w, 1000, &ev, &err);
     if (rc == CK_ETIMEDOUT) {
-      cr_assert_lt(now_s() - t0, 15, "no end of stream");
+      cr_assert_lt(cktest_now_s() - t0, 15, "no end of stream");
       continue;
     }
     if (rc != 0)
@@ -445,17 +417,17 @@ CK_TEST_OPTS(watch, gone_after_compaction, .timeout = 120) {
   }
 
   char group[64], av[96];
-  snprintf(group, sizeof group, "t%08x.crdkit.io", rand32());
+  snprintf(group, sizeof group, "t%08x.crdkit.io", cktest_rand32());
   snprintf(av, sizeof av, "%s/v1", group);
   crd_create(admin, group);
   const ck_resource_t widgets = {group, "v1", "widgets", "Widget", true};
   json_t *wo = json_pack("{s:s,s:s,s:{s:s},s:{s:i}}", "apiVersion", av, "kind", "Widget",
                          "metadata", "name", "w", "spec", "size", 1);
   int rc;
-  double deadline = now_s() + 15;
+  double deadline = cktest_now_s() + 15;
   while ((rc = ck_object_create(admin, &widgets, ns, wo, NULL, NULL, &err)) != 0 &&
-         ck_error_is_not_found(&err) && now_s() < deadline)
-    msleep(200);
+         ck_error_is_not_found(&err) && cktest_now_s() < deadline)
+    cktest_sleep_ms(200);
   cr_assert_eq(rc, 0, "create widget: %s", err.message);
   json_decref(wo);
   for (int i = 0; i < 20; i++) {
@@ -477,7 +449,7 @@ CK_TEST_OPTS(watch, gone_after_compaction, .timeout = 120) {
     rc = next_event(w, 15000, &ev, &err);
     if (rc == 0)
       cr_assert_fail("an event from a compacted version: %s %s", type_name(ev.type),
-                     jstr(ev.object, "metadata.name"));
+                     cktest_jstr(ev.object, "metadata.name"));
     cr_assert_null(ev.object, "no event object after an ERROR");
   } else {
     cr_assert_null(w);
@@ -505,7 +477,7 @@ CK_TEST_OPTS(watch, gone_after_compaction, .timeout = 120) {
   rc = next_event(w, 15000, &ev, &err);
   cr_assert_eq(rc, 0, "after relist: %s", err.message);
   cr_assert_eq(ev.type, CK_WATCH_MODIFIED);
-  cr_assert_eq(json_integer_value(jpath(ev.object, "spec.size")), 100);
+  cr_assert_eq(json_integer_value(cktest_jpath(ev.object, "spec.size")), 100);
   ck_watch_event_clear(&ev);
   ck_watch_free(w);
 
@@ -551,7 +523,7 @@ CK_TEST(watch, watch_list_initial_events) {
     cr_assert_eq(rc, 0, "initial events: rc %d %s", rc, err.message);
     if (ev.type == CK_WATCH_BOOKMARK) {
       bool done = ck_watch_initial_events_done(w);
-      json_t *anns = jpath(ev.object, "metadata.annotations");
+      json_t *anns = cktest_jpath(ev.object, "metadata.annotations");
       const char *end = json_string_value(json_object_get(anns, "k8s.io/initial-events-end"));
       cr_assert_eq(done, end && strcmp(end, "true") == 0,
                    "initial_events_done %d but annotation %s", done, end ? end : "(none)");
@@ -562,7 +534,7 @@ CK_TEST(watch, watch_list_initial_events) {
     }
     cr_assert_eq(ev.type, CK_WATCH_ADDED, "initial event of type %s", type_name(ev.type));
     cr_assert_not(ck_watch_initial_events_done(w), "done before the bookmark");
-    const char *name = jstr(ev.object, "metadata.name");
+    const char *name = cktest_jstr(ev.object, "metadata.name");
     cr_assert(name && strlen(name) == 1 && name[0] >= 'a' && name[0] <= 'c', "name %s", name);
     cr_assert_not(seen[name[0] - 'a'], "%s twice", name);
     seen[name[0] - 'a'] = true;
@@ -753,9 +725,9 @@ CK_TEST(watch, event_over_the_bound) {
       break;
     }
     if (ev.type == CK_WATCH_ADDED) {
-      const char *name = jstr(ev.object, "metadata.name");
+      const char *name = cktest_jstr(ev.object, "metadata.name");
       if (strcmp(name, "big") == 0)
-        cr_assert_eq(strlen(jstr(ev.object, "data.k")), 4096);
+        cr_assert_eq(strlen(cktest_jstr(ev.object, "data.k")), 4096);
       n++;
     }
     ck_watch_event_clear(&ev);
@@ -780,8 +752,8 @@ typedef struct {
 
 static void *consume(void *arg) {
   watcher_t *wt = arg;
-  double deadline = now_s() + 30;
-  while (!(wt->got_added && wt->got_modified) && now_s() < deadline) {
+  double deadline = cktest_now_s() + 30;
+  while (!(wt->got_added && wt->got_modified) && cktest_now_s() < deadline) {
     ck_watch_event_t ev;
     ck_error_t err = {0};
     int rc = ck_watch_next(wt->w, 500, &ev, &err);
@@ -792,8 +764,8 @@ static void *consume(void *arg) {
       wt->bad++;
       break;
     }
-    const char *name = jstr(ev.object, "metadata.name");
-    const char *ns = jstr(ev.object, "metadata.namespace");
+    const char *name = cktest_jstr(ev.object, "metadata.name");
+    const char *ns = cktest_jstr(ev.object, "metadata.namespace");
     if (ev.type == CK_WATCH_BOOKMARK) {
       /* fine */
     } else if (!name || strcmp(name, "m") != 0 || !ns || strcmp(ns, wt->ns) != 0) {
@@ -856,9 +828,9 @@ CK_TEST(watch, next_times_out_then_works) {
   ck_watch_event_t ev;
   ck_error_t err = {0};
   for (int i = 0; i < 3; i++) {
-    double t0 = now_s();
+    double t0 = cktest_now_s();
     int rc = ck_watch_next(w, 100, &ev, &err);
-    double took = now_s() - t0;
+    double took = cktest_now_s() - t0;
     cr_assert_eq(rc, CK_ETIMEDOUT, "rc %d (%s)", rc, ck_strerror(rc));
     cr_assert_null(ev.object);
     cr_assert_geq(took, 0.09, "returned after %.3f s", took);
@@ -873,11 +845,11 @@ CK_TEST(watch, next_times_out_then_works) {
 
   /* A waiting call wakes up when the event comes. */
   patch_cm(admin, ns, "after", "{\"data\":{\"k\":\"2\"}}");
-  double t0 = now_s();
+  double t0 = cktest_now_s();
   rc = ck_watch_next(w, -1, &ev, &err);
   cr_assert_eq(rc, 0, "%s", err.message);
   cr_assert_eq(ev.type, CK_WATCH_MODIFIED);
-  cr_assert_lt(now_s() - t0, 10.0);
+  cr_assert_lt(cktest_now_s() - t0, 10.0);
   ck_watch_event_clear(&ev);
 
   rc = ck_watch_next(w, 100, &ev, &err);
@@ -899,18 +871,18 @@ CK_TEST_OPTS(watch, idle_timeout_detects_silence, .timeout = 60) {
   for (int i = 0; i < 3; i++) {
     char name[16];
     snprintf(name, sizeof name, "tick-%d", i);
-    msleep(1000);
+    cktest_sleep_ms(1000);
     free(create_cm(admin, ns, name, "1", NULL, NULL));
     free(expect_event(w, CK_WATCH_ADDED, name));
   }
   /* Then silence. */
-  double t0 = now_s();
+  double t0 = cktest_now_s();
   ck_watch_event_t ev;
   ck_error_t err = {0};
   int rc;
   while ((rc = ck_watch_next(w, 1000, &ev, &err)) == CK_ETIMEDOUT)
-    cr_assert_lt(now_s() - t0, 20, "a silent stream was not detected");
-  double took = now_s() - t0;
+    cr_assert_lt(cktest_now_s() - t0, 20, "a silent stream was not detected");
+  double took = cktest_now_s() - t0;
   cr_assert_eq(rc, CK_ETRANSPORT, "rc %d (%s): %s", rc, ck_strerror(rc), err.message);
   /* "No byte for idle_timeout_s": detected about then, not several seconds
    * later. */
@@ -950,7 +922,7 @@ CK_TEST(watch, free_with_events_pending) {
   ck_watch_opts_t o = {.resource_version = rv0};
   ck_watch_t *w = open_watch(admin, &ck_res_configmaps, ns, &o);
   free(expect_event(w, CK_WATCH_ADDED, "p-00"));
-  msleep(500);
+  cktest_sleep_ms(500);
   ck_watch_free(w);
 
   /* Freed right after open, nothing read. */
@@ -965,7 +937,7 @@ CK_TEST(watch, free_with_events_pending) {
   int rc = next_event(w, 15000, &ev, &err);
   cr_assert_eq(rc, 0, "%s", err.message);
   ck_watch_free(w);
-  cr_assert_str_eq(jstr(ev.object, "metadata.name"), "p-00", "the event outlives the watch");
+  cr_assert_str_eq(cktest_jstr(ev.object, "metadata.name"), "p-00", "the event outlives the watch");
   ck_watch_event_clear(&ev);
 
   /* Many opened and freed in a row, with events flowing: the client stays
@@ -997,7 +969,7 @@ CK_TEST(watch, event_decode) {
                   "{\"name\":\"x\",\"resourceVersion\":\"5\"}}}";
   cr_assert_eq(ck_watch_event_decode(l, strlen(l), &ev, &err), 0, "%s", err.message);
   cr_assert_eq(ev.type, CK_WATCH_ADDED);
-  cr_assert_str_eq(jstr(ev.object, "metadata.name"), "x");
+  cr_assert_str_eq(cktest_jstr(ev.object, "metadata.name"), "x");
   ck_watch_event_clear(&ev);
 
   static const struct {

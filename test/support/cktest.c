@@ -3,6 +3,8 @@
 #include "crdkit/config.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,9 @@ const char *cktest_env(const char *name) {
   return v;
 }
 
-ck_client_t *cktest_client(const char *who) {
+ck_client_t *cktest_client(const char *who) { return cktest_client_opts(who, NULL); }
+
+ck_client_t *cktest_client_opts(const char *who, const ck_client_opts_t *opts) {
   const char *path = strcmp(who, "user") == 0 ? cktest_env("CRDKIT_TEST_USER_KUBECONFIG")
                                               : cktest_env("KUBECONFIG");
   ck_config_opts_t o = {.kubeconfig = path, .no_in_cluster = true};
@@ -39,17 +43,15 @@ ck_client_t *cktest_client(const char *who) {
   int rc = ck_config_load(&o, &cfg, &err);
   cr_assert_eq(rc, 0, "loading %s: %s", path, err.message);
   ck_client_t *c = NULL;
-  rc = ck_client_new(cfg, NULL, &c, &err);
+  rc = ck_client_new(cfg, opts, &c, &err);
   ck_config_free(cfg);
   cr_assert_eq(rc, 0, "client: %s", err.message);
   return c;
 }
 
 char *cktest_ns_create(ck_client_t *admin, const char *prefix) {
-  unsigned r;
-  cr_assert_eq(getrandom(&r, sizeof r, 0), (ssize_t)sizeof r);
   char *name = malloc(64);
-  snprintf(name, 64, "%s-%08x", prefix, r);
+  snprintf(name, 64, "%s-%08x", prefix, cktest_rand32());
   json_t *ns = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
                          "metadata", "name", name);
   ck_error_t err = {0};
@@ -133,4 +135,73 @@ char *cktest_tmpfile(const char *data) {
   cr_assert_eq(write(fd, data, len), (ssize_t)len);
   close(fd);
   return path;
+}
+
+char *cktest_sh_ok(const char *fmt, ...) {
+  char cmd[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(cmd, sizeof cmd, fmt, ap);
+  va_end(ap);
+  char *out = NULL;
+  int st = cktest_sh(&out, "%s", cmd);
+  cr_assert_eq(st, 0, "`%s` exited with %d: %s", cmd, st, out);
+  size_t n = strlen(out);
+  while (n && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
+    out[--n] = '\0';
+  return out;
+}
+
+char *cktest_asprintf(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *s = NULL;
+  int n = vasprintf(&s, fmt, ap);
+  va_end(ap);
+  cr_assert(n >= 0 && s, "out of memory");
+  return s;
+}
+
+json_t *cktest_jpath(json_t *o, const char *path) {
+  char key[128];
+  while (o && *path) {
+    const char *dot = strchr(path, '.');
+    size_t n = dot ? (size_t)(dot - path) : strlen(path);
+    cr_assert_lt(n, sizeof key);
+    memcpy(key, path, n);
+    key[n] = '\0';
+    o = json_object_get(o, key);
+    path += n + (dot ? 1 : 0);
+  }
+  return o;
+}
+
+const char *cktest_jstr(json_t *o, const char *path) {
+  return json_string_value(cktest_jpath(o, path));
+}
+
+double cktest_now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int64_t cktest_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void cktest_sleep_ms(int64_t ms) {
+  if (ms <= 0)
+    return;
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+unsigned cktest_rand32(void) {
+  unsigned r;
+  cr_assert_eq(getrandom(&r, sizeof r, 0), (ssize_t)sizeof r);
+  return r;
 }

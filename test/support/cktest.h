@@ -8,6 +8,7 @@
 #include <criterion/criterion.h>
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 /* A test whose body is followed by a LeakSanitizer check: memory that
  * became unreachable during the test fails it. (Criterion counts a test
@@ -30,6 +31,8 @@ void cktest_leak_check(void);
 const char *cktest_env(const char *name);
 /* A client for "admin" (system:masters) or "user" (no rights). */
 ck_client_t *cktest_client(const char *who);
+/* The same with client options (may be NULL). */
+ck_client_t *cktest_client_opts(const char *who, const ck_client_opts_t *opts);
 /* A fresh namespace "<prefix>-<random>", created with the admin client.
  * Returns a malloc'd name; cktest_ns_delete removes it and frees it. */
 char *cktest_ns_create(ck_client_t *admin, const char *prefix);
@@ -39,6 +42,20 @@ void cktest_control(const char *path);
 /* Run a shell command line, return its exit status; stdout into *out
  * (malloc'd) when out is not NULL. */
 int cktest_sh(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Like cktest_sh, but fails the test unless the command exits 0; returns
+ * stdout without trailing whitespace (malloc'd). */
+char *cktest_sh_ok(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* asprintf that fails the test when out of memory. */
+char *cktest_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Follow a dotted path of object keys ("metadata.name"); borrowed. */
+json_t *cktest_jpath(json_t *o, const char *path);
+const char *cktest_jstr(json_t *o, const char *path);
+/* Monotonic clock, and sleeping. */
+double cktest_now_s(void);
+int64_t cktest_now_ms(void);
+void cktest_sleep_ms(int64_t ms);
+/* A random 32-bit number (namespace and object name suffixes). */
+unsigned cktest_rand32(void);
 /* Parse JSON text or fail the test. New reference. */
 json_t *cktest_json(const char *text);
 /* A ConfigMap object {name, data: {k: v}}. New reference. */
