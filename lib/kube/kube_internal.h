@@ -105,7 +105,6 @@ struct ck_xfer {
   /* state, guarded by the transport lock */
   bool headers_done;
   bool done;
-  bool cancel;
   bool added;
   pthread_cond_t cond;
   ck_transport_t *t;

@@ -288,7 +288,6 @@ void ck_transport_cancel(ck_transport_t *t, ck_xfer_t *x) {
   }
   if (x->op == OP_ADD) {
     /* Still queued: mark it so the I/O thread finishes it unseen. */
-    x->cancel = true;
     x->op = OP_CANCEL;
   } else {
     enqueue(t, x, OP_CANCEL);
