@@ -137,6 +137,19 @@ char *cktest_tmpfile(const char *data) {
   return path;
 }
 
+char *cktest_bin_path(const char *name) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  cr_assert(n > 0, "readlink /proc/self/exe: %s", strerror(errno));
+  self[n] = '\0';
+  char *slash = strrchr(self, '/');
+  cr_assert(slash);
+  *slash = '\0';
+  char *path = cktest_asprintf("%s/%s", self, name);
+  cr_assert(access(path, X_OK) == 0, "%s is not built (is it in test/meson.build?)", path);
+  return path;
+}
+
 char *cktest_sh_ok(const char *fmt, ...) {
   char cmd[4096];
   va_list ap;

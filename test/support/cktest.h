@@ -62,5 +62,8 @@ json_t *cktest_json(const char *text);
 json_t *cktest_configmap(const char *name, const char *key, const char *value);
 /* Write `data` to a new temporary file; returns its malloc'd path. */
 char *cktest_tmpfile(const char *data);
+/* The path of a program built beside the test binary (e.g. "leader_proc"
+ * in build/asan/test). malloc'd; fails the test when it is missing. */
+char *cktest_bin_path(const char *name);
 
 #endif
