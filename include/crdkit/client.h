@@ -64,6 +64,25 @@ void ck_client_foreach_request_count(ck_client_t *c,
                                                 uint64_t count),
                                      void *ctx);
 
+/* An observer of finished requests, for rest_client_requests_total and
+ * rest_client_request_duration_seconds. Called once per attempt of
+ * ck_client_request and the verbs (a retried request reports every
+ * attempt, as client-go counts them), never for watch streams. `method` is
+ * "GET", "POST"...; `host` is the server's "host[:port]"; `code` is the
+ * HTTP status, or 0 when no answer came (connection or TLS failure,
+ * timeout); `seconds` is the attempt's transfer time (connect included,
+ * rate-limit waits and backoff excluded). Runs on the thread that made
+ * the request, never the I/O thread, possibly on many threads at once;
+ * the strings are borrowed for the call. It must not block for long. */
+typedef void (*ck_request_observer_fn)(void *ctx, const char *method, const char *host, int code,
+                                       double seconds);
+
+/* Install (fn NULL: remove) the client's one observer. `ctx` is borrowed:
+ * keep it valid until the client is freed (a request on another thread
+ * may have picked up the old observer just before a replacement).
+ * Thread-safe. */
+void ck_client_set_observer(ck_client_t *c, ck_request_observer_fn fn, void *ctx);
+
 /* Number of connections (TCP, and TLS over it) the client has opened so
  * far, summed over finished transfers (requests, and watches once they
  * ended or were freed): a transfer that reused a pooled connection or

@@ -57,9 +57,11 @@ ck_series_t *ck_metric_series1(ck_metric_t *f, const char *v1);
 ck_series_t *ck_metric_series2(ck_metric_t *f, const char *v1, const char *v2);
 ck_series_t *ck_metric_series3(ck_metric_t *f, const char *v1, const char *v2, const char *v3);
 
+/* Updates: lock-free, no allocation. A call that does not fit the type is
+ * ignored (observe on a counter, add of a negative or NaN to a counter). */
 void ck_series_add(ck_series_t *s, double v);   /* counter or gauge */
 void ck_series_inc(ck_series_t *s);             /* add 1 */
-void ck_series_set(ck_series_t *s, double v);   /* gauge */
+void ck_series_set(ck_series_t *s, double v);   /* gauge (or a counter mirroring a count) */
 void ck_series_observe(ck_series_t *s, double v); /* histogram */
 double ck_series_value(const ck_series_t *s);   /* counter/gauge value; histogram count */
 
@@ -70,17 +72,25 @@ typedef void (*ck_metrics_collect_fn)(void *ctx, ck_metrics_writer_t *w);
 /* Register a collector; returns an id for ck_metrics_remove_collector, or
  * a negative CK_E* code. */
 int ck_metrics_add_collector(ck_metrics_t *m, ck_metrics_collect_fn fn, void *ctx);
-/* Remove a collector; returns after any running call of it finished. */
+/* Remove a collector; returns after any running call of it finished, so
+ * its ctx may be freed then. Must not be called from inside a collector
+ * (it would wait for itself). Unknown ids are ignored. */
 void ck_metrics_remove_collector(ck_metrics_t *m, int id);
 /* Inside a collector: one sample. HELP/TYPE lines are written once per
- * name per scrape. `labels` is "k1,k2" and `values` has as many strings
- * (escaped on output); both may be NULL. */
+ * name per scrape, and the samples of one name are grouped together in
+ * the output whatever order they were emitted in (also with a family of
+ * the same name and type). `labels` is "k1,k2" and `values` has as many
+ * strings (escaped on output); both may be NULL. For CK_METRIC_HISTOGRAM
+ * `name` is the sample's full name (x_bucket with an "le" label, x_sum,
+ * x_count) and the TYPE line names x. Invalid names, and a name already
+ * used with another type, drop the sample. */
 void ck_metrics_emit(ck_metrics_writer_t *w, ck_metric_type_t type, const char *name,
                      const char *help, const char *labels, const char *const *values,
                      double value);
 
-/* The whole registry (families, then collectors) as Prometheus text.
- * Returns a malloc'd NUL-terminated string (caller frees) or NULL when out
+/* The whole registry (families and collectors' samples) as Prometheus
+ * text, sorted by metric name, series sorted by label values. Families
+ * with labels but no series yet are left out. Returns a malloc'd NUL-terminated string (caller frees) or NULL when out
  * of memory. */
 char *ck_metrics_render(ck_metrics_t *m);
 

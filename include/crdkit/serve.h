@@ -12,8 +12,13 @@
  * ("[+]name ok" / "[-]name failed: reason"), like the kube-apiserver's
  * verbose probe output. `?verbose` lists the checks on success too.
  *
- * Thread-safety: all functions are thread-safe; checks run on the
- * server's threads and must not block for long.
+ * With two listeners, each serves only its own paths (404 for the others).
+ * Any method but GET and HEAD answers 405. Each listener has one
+ * libmicrohttpd polling thread, at most 64 connections and a 10 s idle
+ * timeout, so a stalled client cannot hold the server.
+ *
+ * Thread-safety: all functions are thread-safe; checks and the metrics
+ * render run on the server's threads and must not block for long.
  */
 #ifndef CRDKIT_SERVE_H
 #define CRDKIT_SERVE_H
@@ -50,8 +55,10 @@ typedef bool (*ck_check_fn)(void *ctx, char *msg, size_t msglen);
  * ck_server_free. */
 int ck_server_start(const ck_server_opts_t *opts, ck_server_t **out, ck_error_t *err);
 
-/* Register a check (name is copied). May be called before or after the
- * server started answering. Returns 0 or CK_ENOMEM. */
+/* Register a check (name is copied; `ctx` is borrowed until
+ * ck_server_free). May be called before or after the server started
+ * answering; checks run in registration order and cannot be removed.
+ * Returns 0, CK_EINVAL (NULL s, name or fn) or CK_ENOMEM. */
 int ck_server_add_check(ck_server_t *s, ck_check_kind_t kind, const char *name, ck_check_fn fn,
                         void *ctx);
 

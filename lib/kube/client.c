@@ -36,6 +36,9 @@ struct ck_client {
   pthread_mutex_t stat_lock;
   req_counter_t counters[MAX_COUNTERS];
   int ncounters;
+  ck_request_observer_fn observer; /* under stat_lock */
+  void *observer_ctx;
+  char host[256]; /* "host[:port]" of the server URL, for the observer */
   /* discovery cache (discovery.c) */
   pthread_mutex_t disc_lock;
   json_t *disc;
@@ -101,6 +104,9 @@ int ck_client_new(const ck_config_t *cfg, const ck_client_opts_t *opts, ck_clien
     c->opts.burst = c->opts.qps < 1 ? 1 : (int)c->opts.qps;
   c->tokens = c->opts.burst;
   c->rl_last_ms = ck_now_ms();
+  const char *hp = strstr(cfg->server, "://");
+  hp = hp ? hp + 3 : cfg->server;
+  snprintf(c->host, sizeof c->host, "%.*s", (int)strcspn(hp, "/"), hp);
 
   int rc = 0;
   if (!(c->cfg = ck_config_dup(cfg)))
@@ -186,6 +192,27 @@ void ck_client_count_request(ck_client_t *c, const char *method, long code) {
   if (i < MAX_COUNTERS)
     c->counters[i].count++;
   pthread_mutex_unlock(&c->stat_lock);
+}
+
+void ck_client_set_observer(ck_client_t *c, ck_request_observer_fn fn, void *ctx) {
+  pthread_mutex_lock(&c->stat_lock);
+  c->observer = fn;
+  c->observer_ctx = ctx;
+  pthread_mutex_unlock(&c->stat_lock);
+}
+
+/* Report one finished attempt to the observer, outside the lock so a slow
+ * observer does not serialise the client's requests. */
+static void observe_attempt(ck_client_t *c, const char *method, long code, ck_xfer_t *x) {
+  pthread_mutex_lock(&c->stat_lock);
+  ck_request_observer_fn fn = c->observer;
+  void *ctx = c->observer_ctx;
+  pthread_mutex_unlock(&c->stat_lock);
+  if (!fn)
+    return;
+  curl_off_t us = 0;
+  curl_easy_getinfo(x->easy, CURLINFO_TOTAL_TIME_T, &us);
+  fn(ctx, method, c->host, (int)code, (double)us / 1e6);
 }
 
 void ck_client_foreach_request_count(ck_client_t *c,
@@ -385,6 +412,7 @@ int ck_client_request(ck_client_t *c, const ck_request_t *req, ck_response_t *re
                     (idempotent(req->method) && broken_connection(x.result)));
       rc = ck_xfer_transport_error(&x, req->method, req->path, err);
       ck_client_count_request(c, req->method, 0);
+      observe_attempt(c, req->method, 0, &x);
       ck_xfer_cleanup(&x);
       if (!retry)
         return rc;
@@ -395,6 +423,7 @@ int ck_client_request(ck_client_t *c, const ck_request_t *req, ck_response_t *re
       continue;
     }
     ck_client_count_request(c, req->method, x.status);
+    observe_attempt(c, req->method, x.status, &x);
     if (x.status >= 200 && x.status < 300) {
       if (resp) {
         resp->status = x.status;

@@ -66,4 +66,15 @@ char *cktest_tmpfile(const char *data);
  * in build/asan/test). malloc'd; fails the test when it is missing. */
 char *cktest_bin_path(const char *name);
 
+/* A TCP relay to the apiserver (TLS passes through), to cut a client off
+ * while the cluster changes. */
+typedef struct cktest_proxy cktest_proxy_t;
+cktest_proxy_t *cktest_proxy_start(const char *upstream_url);
+char *cktest_proxy_url(cktest_proxy_t *p); /* malloc'd */
+/* Blocked: current connections are dropped and new ones closed at once. */
+void cktest_proxy_block(cktest_proxy_t *p, bool blocked);
+void cktest_proxy_stop(cktest_proxy_t *p);
+/* An admin client whose connections go through the relay. */
+ck_client_t *cktest_client_via_proxy(cktest_proxy_t *p, const ck_client_opts_t *opts);
+
 #endif
