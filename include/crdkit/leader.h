@@ -13,6 +13,11 @@
  * over at once.
  *
  * Callbacks run on the elector's own thread; they must return promptly.
+ * is_leader turns true just before on_started runs and false just before
+ * on_stopped runs. A callback may call ck_leader_stop (it then returns at
+ * once; the elector ends after the callback) but not ck_leader_free.
+ * Every request is bounded by the renew deadline: while leader, by the
+ * time left until it, so a renew gives up in time to step down.
  * Thread-safety: all functions are thread-safe.
  */
 #ifndef CRDKIT_LEADER_H
@@ -52,11 +57,13 @@ typedef struct ck_leader_opts {
 int ck_leader_new(ck_client_t *c, const ck_leader_opts_t *opts, ck_leader_t **out,
                   ck_error_t *err);
 
-/* Start campaigning on a background thread. Returns 0 or CK_ENOMEM. */
+/* Start campaigning on a background thread. Returns 0 (also when already
+ * started), CK_ENOMEM, or CK_ECLOSED after ck_leader_stop. */
 int ck_leader_start(ck_leader_t *l);
 
 /* True while this candidate holds the lease and renewed it within the
- * renew deadline. */
+ * renew deadline (checked against the clock at each call, so it turns
+ * false on time even while a renew request is still hanging). */
 bool ck_leader_is_leader(ck_leader_t *l);
 
 /* Wait until leader (0), or timeout_ms passed (CK_ETIMEDOUT; < 0: wait
@@ -66,8 +73,10 @@ int ck_leader_wait(ck_leader_t *l, int64_t timeout_ms);
 /* This candidate's identity (borrowed, lives as long as l). */
 const char *ck_leader_identity(const ck_leader_t *l);
 
-/* Stop campaigning; if leader, release the lease (one attempt, bounded by
- * the client's request timeout) and run on_stopped. Idempotent. */
+/* Stop campaigning and wait for the elector thread; if leader: is_leader
+ * turns false, on_stopped runs, then the lease is released (one attempt,
+ * bounded by the renew deadline). Returns within about the renew deadline
+ * (an answer being awaited). Idempotent. */
 void ck_leader_stop(ck_leader_t *l);
 
 /* Stop and free. NULL is a no-op. */
