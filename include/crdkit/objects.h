@@ -35,16 +35,25 @@ char *ck_obj_key(const json_t *obj);
 /* ---- finalizers -------------------------------------------------------- */
 bool ck_finalizer_has(const json_t *obj, const char *finalizer);
 
-/* Add `finalizer` to the object on the server unless present. Uses a JSON
- * patch guarded by the object's resourceVersion; on 409 Conflict it
- * re-reads the object and tries again (up to 5 times). Returns 0 (also
- * when it was already there; *out then holds the current object),
- * CK_EAPI (NotFound when the object is gone), or another CK_E* code. */
+/* Add `finalizer` to the object on the server unless present. `obj` is
+ * borrowed and only read; it needs metadata.name (and namespace for a
+ * namespaced `res`); without metadata.resourceVersion it is read first.
+ * The write is a JSON patch whose first op tests metadata.resourceVersion,
+ * so it never overwrites a change it did not see; when that test fails
+ * (the apiserver answers 422 Invalid without causes, or 409 Conflict) it
+ * re-reads the object and tries again, up to 5 attempts in all, then
+ * returns a Conflict (CK_EAPI, ck_error_is_conflict). A missing
+ * metadata.finalizers array is created. Returns 0 (also when it was
+ * already there: no request, *out then holds a new reference to `obj`),
+ * CK_EINVAL, CK_EAPI (NotFound when the object is gone; Forbidden/Invalid
+ * when the object is being deleted), or another CK_E* code. */
 int ck_finalizer_add(ck_client_t *c, const ck_resource_t *res, const json_t *obj,
                      const char *finalizer, json_t **out, ck_error_t *err);
 
 /* Remove `finalizer` (all occurrences) the same way. An object that is
- * already gone counts as success (returns 0, *out NULL). */
+ * already gone counts as success (returns 0, *out NULL). Removing the
+ * last finalizer of an object being deleted lets the server delete it:
+ * *out is then the object as the server last returned it. */
 int ck_finalizer_remove(ck_client_t *c, const ck_resource_t *res, const json_t *obj,
                         const char *finalizer, json_t **out, ck_error_t *err);
 
@@ -85,11 +94,17 @@ bool ck_condition_is_true(const json_t *status, const char *type);
 int ck_condition_remove(json_t *status, const char *type);
 
 /* ---- status subresource ------------------------------------------------ */
-/* Write `status` (borrowed) through the /status subresource, only when it
- * differs from obj.status (then returns 0 with *out = new reference to
- * obj, no request made). The write is a JSON patch replacing /status,
- * guarded by obj's resourceVersion: a 409 Conflict is returned as is
- * (requeue and recompute from fresh state). */
+/* Write `status` (borrowed; the whole new status object) through the
+ * /status subresource of `obj` (borrowed; needs name, namespace when
+ * namespaced, and resourceVersion). Only the status travels: other
+ * changes in `obj` are not sent. When `status` equals obj.status
+ * (json_equal; a missing obj.status equals {}) no request is made: 0 with
+ * *out = a new reference to `obj`. Otherwise the write is a JSON patch
+ * [test /metadata/resourceVersion, add /status]. A stale resourceVersion
+ * is returned as a Conflict (CK_EAPI, ck_error_is_conflict, http_status
+ * 409, although the apiserver answers a failed test op with 422): requeue
+ * and recompute from fresh state. CK_EINVAL for bad arguments or a
+ * missing resourceVersion. */
 int ck_status_update(ck_client_t *c, const ck_resource_t *res, const json_t *obj,
                      const json_t *status, json_t **out, ck_error_t *err);
 
