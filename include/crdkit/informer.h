@@ -1,0 +1,169 @@
+/* crdkit/informer.h: informers: a cache of one resource kept in sync by a
+ * list + watch, with event handlers and indexes.
+ *
+ * A reflector per watched namespace (or one for all namespaces) lists the
+ * objects (paginated, or the watch-list stream), then watches from the
+ * list's resourceVersion with bookmarks, resuming from the last version
+ * seen. On 410 Gone it lists again and delivers only the difference:
+ * objects that vanished meanwhile produce DELETE events. A stream silent
+ * past the bookmark period plus a margin is restarted; failures back off
+ * exponentially with jitter (0.8 s doubling to 30 s). A reflector failing
+ * for long makes ck_informer_healthy false, for /readyz.
+ *
+ * The cache keeps each object as compact JSON text (metadata.managedFields
+ * dropped, plus whatever the transform drops): about 1x the object's
+ * compact size plus a small per-object overhead. Reads parse a private
+ * copy the caller owns and may modify.
+ *
+ * Thread-safety: every function is thread-safe. Handlers run on the
+ * reflector threads (or, for ck_informer_observe, on the caller's); they
+ * must be quick and must not call back into the same informer.
+ */
+#ifndef CRDKIT_INFORMER_H
+#define CRDKIT_INFORMER_H
+
+#include "crdkit/client.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ck_informer ck_informer_t;
+
+typedef enum ck_list_mode {
+  CK_LIST_PAGINATED = 0, /* LIST with limit/continue, then WATCH */
+  CK_LIST_WATCHLIST,     /* one watch with sendInitialEvents=true; falls
+                            back to paginated when the server refuses it */
+} ck_list_mode_t;
+
+/* Called with each object before it is cached: `obj` is owned by the
+ * call; modify it in place and return it, or return another object (and
+ * json_decref obj). Returning NULL drops the object from the cache. */
+typedef json_t *(*ck_transform_fn)(void *ctx, json_t *obj);
+
+typedef struct ck_informer_opts {
+  /* Namespaces to watch (one reflector each); NULL or an empty list: all
+   * namespaces. Ignored for cluster-scoped resources. Copied. */
+  const char *const *namespaces;
+  size_t nnamespaces;
+  const char *label_selector; /* server-side; copied */
+  const char *field_selector; /* server-side; copied */
+  ck_transform_fn transform;
+  void *transform_ctx;
+  ck_list_mode_t list_mode;
+  long page_size;          /* 0: 500 */
+  int idle_timeout_s;      /* a silent watch is dead after this; 0: 90 */
+  int64_t backoff_max_ms;  /* 0: 30,000 */
+  int64_t unhealthy_after_ms; /* failing this long: unhealthy; 0: 60,000 */
+} ck_informer_opts_t;
+
+typedef enum ck_informer_event {
+  CK_INFORMER_ADD = 1,
+  CK_INFORMER_UPDATE,
+  CK_INFORMER_DELETE,
+} ck_informer_event_t;
+
+/* old: the previous object (UPDATE only, else NULL); obj: the new object,
+ * or the last known state for DELETE. Both borrowed for the call. */
+typedef void (*ck_informer_handler_fn)(void *ctx, ck_informer_event_t ev, const json_t *old,
+                                       const json_t *obj);
+
+/* Index function: call emit(ectx, value) for each index value of obj
+ * (values are copied). */
+typedef void (*ck_index_emit_fn)(void *ectx, const char *value);
+typedef void (*ck_index_fn)(void *ctx, const json_t *obj, ck_index_emit_fn emit, void *ectx);
+
+/* Built-in indexes, always present: */
+#define CK_INDEX_NAMESPACE "namespace" /* metadata.namespace */
+#define CK_INDEX_OWNER "owner"         /* uid of every ownerReference */
+
+/* Create (not started). `res` is copied (its strings must outlive the
+ * informer); `opts` may be NULL. Free with ck_informer_free. */
+int ck_informer_new(ck_client_t *c, const ck_resource_t *res, const ck_informer_opts_t *opts,
+                    ck_informer_t **out, ck_error_t *err);
+
+/* Register a handler. Objects already cached are replayed to it as ADD
+ * events (on the calling thread) before it sees live events. Returns a
+ * handler id (>= 0) or CK_ENOMEM. */
+int ck_informer_add_handler(ck_informer_t *inf, ck_informer_handler_fn fn, void *ctx);
+
+/* Stop calling that handler. Returns after any running call finished
+ * (do not call it from inside a handler). */
+void ck_informer_remove_handler(ck_informer_t *inf, int id);
+
+/* Add a user index; before ck_informer_start only (CK_EINVAL after). */
+int ck_informer_add_index(ck_informer_t *inf, const char *name, ck_index_fn fn, void *ctx);
+
+/* Start the reflector thread(s). Returns 0 or CK_ENOMEM. */
+int ck_informer_start(ck_informer_t *inf);
+
+/* Stop the reflectors (joins them; at most about a second). The cache
+ * stays readable. Idempotent. */
+void ck_informer_stop(ck_informer_t *inf);
+
+/* Stop and free. NULL is a no-op. */
+void ck_informer_free(ck_informer_t *inf);
+
+/* True once every reflector finished its first list. */
+bool ck_informer_synced(ck_informer_t *inf);
+
+/* Wait until synced: 0, CK_ETIMEDOUT (timeout_ms < 0: forever), or
+ * CK_ECLOSED when stopped first. */
+int ck_informer_wait_synced(ck_informer_t *inf, int64_t timeout_ms);
+
+/* False (with a reason in msg) when a reflector has been failing for
+ * longer than unhealthy_after_ms, or was stopped. */
+bool ck_informer_healthy(ck_informer_t *inf, char *msg, size_t msglen);
+
+/* The cached object (ns NULL for cluster-scoped): a new object the
+ * caller owns (json_decref), or NULL when not cached. */
+json_t *ck_informer_get(ck_informer_t *inf, const char *ns, const char *name);
+
+/* Same by key "namespace/name" (or "name"). */
+json_t *ck_informer_get_key(ck_informer_t *inf, const char *key);
+
+/* Number of cached objects. */
+size_t ck_informer_len(ck_informer_t *inf);
+
+/* Call fn for each cached object (in namespace `ns`, or all when NULL);
+ * obj is owned by the iteration (json_incref to keep it). fn returns 0 to
+ * go on, anything else stops (returned). The cache is read-locked during
+ * the iteration: fn must not call into the informer. */
+int ck_informer_list(ck_informer_t *inf, const char *ns, int (*fn)(void *ctx, json_t *obj),
+                     void *ctx);
+
+/* Same for the objects whose index `index` has value `value`. Returns
+ * CK_EINVAL for an unknown index. */
+int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *value,
+                         int (*fn)(void *ctx, json_t *obj), void *ctx);
+
+/* Read-your-writes: feed an object this process just wrote (as the
+ * server returned it). When it is newer than the cached copy (by
+ * resourceVersion), the cache takes it at once and handlers see the
+ * change; the watch event of that same version is then not delivered
+ * again. An object not yet cached is added only when the informer has no
+ * selectors and watches its namespace. `obj` is borrowed. */
+void ck_informer_observe(ck_informer_t *inf, const json_t *obj);
+
+/* The resource this informer caches (borrowed). */
+const ck_resource_t *ck_informer_resource(const ck_informer_t *inf);
+
+/* Counters for benchmarks and metrics. */
+typedef struct ck_informer_stats {
+  uint64_t events;   /* watch events applied */
+  uint64_t lists;    /* completed lists (first sync and relists) */
+  uint64_t watches;  /* watch streams opened */
+  uint64_t failures; /* failed lists/watches */
+  size_t bytes;      /* compact JSON bytes cached */
+} ck_informer_stats_t;
+void ck_informer_get_stats(ck_informer_t *inf, ck_informer_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,63 @@
+/* The informer's cache (private): objects as compact JSON text keyed by
+ * "namespace/name", with indexes. Thread-safe (one rwlock). */
+#ifndef CK_RUNTIME_STORE_H
+#define CK_RUNTIME_STORE_H
+
+#include "crdkit/informer.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct ck_store ck_store_t;
+
+ck_store_t *ck_store_new(void);
+void ck_store_free(ck_store_t *s);
+/* Before any object is added. Name and index are copied/borrowed (ctx). */
+int ck_store_add_index(ck_store_t *s, const char *name, ck_index_fn fn, void *ctx);
+
+/* "ns/name" or "name" of obj, malloc'd; NULL when it has no name. */
+char *ck_store_key_of(const json_t *obj);
+/* resourceVersion as a number for ordering; 0 when absent/not numeric. */
+uint64_t ck_store_rv_of(const json_t *obj);
+
+typedef enum ck_store_result {
+  CK_STORE_ADDED = 1,
+  CK_STORE_UPDATED,
+  CK_STORE_UNCHANGED, /* same resourceVersion and content */
+  CK_STORE_STALE,     /* older than the cached copy (only with only_newer) */
+} ck_store_result_t;
+
+/* Insert or replace obj (borrowed; already transformed). `mark` tags the
+ * entry for ck_store_sweep. With only_newer, an object whose numeric
+ * resourceVersion is not greater than the cached one is ignored
+ * (CK_STORE_STALE). When old_out is not NULL and the result is UPDATED, it
+ * receives the previous object (new reference). Returns a
+ * ck_store_result_t, or a negative CK_E* code. */
+int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_newer,
+                    bool need_old, json_t **old_out);
+
+/* Only update existing entries' mark when the key is cached: used by
+ * relists for objects that did not change. */
+
+/* Remove by key; *old_out gets the last state (new reference) when not
+ * NULL. Returns 1 when removed, 0 when absent. With min_rv > 0, an entry
+ * whose resourceVersion is greater than min_rv is kept (returns 0). */
+int ck_store_delete(ck_store_t *s, const char *key, uint64_t min_rv, json_t **old_out);
+
+/* Remove every entry in namespace `ns` (NULL: all) whose mark differs from
+ * `mark`, calling fn(ctx, last state) for each (outside the lock). */
+void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
+                    void (*fn)(void *ctx, json_t *obj), void *ctx);
+
+/* Parsed copy (new reference) or NULL. */
+json_t *ck_store_get(ck_store_t *s, const char *key);
+/* Is the key cached (cheap, no parse). */
+bool ck_store_has(ck_store_t *s, const char *key);
+size_t ck_store_len(ck_store_t *s);
+size_t ck_store_bytes(ck_store_t *s);
+int ck_store_list(ck_store_t *s, const char *ns, int (*fn)(void *ctx, json_t *obj), void *ctx);
+int ck_store_by_index(ck_store_t *s, const char *index, const char *value,
+                      int (*fn)(void *ctx, json_t *obj), void *ctx);
+
+#endif

@@ -1,0 +1,334 @@
+/* Informers on the real apiserver: changes made with kubectl reach the
+ * cache; relists deliver only the difference (deletes included); the
+ * cache converges after an apiserver restart; read-your-writes; indexes,
+ * selectors, namespaces, transforms; the watch-list stream; health. */
+#include "cktest.h"
+
+#include "crdkit/informer.h"
+#include "informer_helpers.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- tests ----------------------------------------------------------------- */
+
+CK_TEST_OPTS(informer, kubectl_changes_reach_the_cache, .timeout = 120) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "inf-kubectl");
+  rec_t rec;
+  rec_init(&rec);
+  ck_informer_t *inf = start_informer(admin, &ck_res_configmaps, ns, NULL, &rec);
+  const char *kubectl = cktest_env("CRDKIT_TEST_KUBECTL");
+
+  free(cktest_sh_ok("%s create configmap a -n %s --from-literal=k=1", kubectl, ns));
+  free(cktest_sh_ok("%s create configmap b -n %s --from-literal=k=1", kubectl, ns));
+  probe_t p = {.inf = inf, .ns = ns, .name = "a", .key = "k", .value = "1"};
+  cr_assert(eventually(20, obj_state, &p), "kubectl create did not reach the cache");
+  free(cktest_sh_ok("%s patch configmap a -n %s --type merge -p '{\"data\":{\"k\":\"2\"}}'",
+                    kubectl, ns));
+  p.value = "2";
+  cr_assert(eventually(20, obj_state, &p), "kubectl patch did not reach the cache");
+  free(cktest_sh_ok("%s label configmap b -n %s color=blue", kubectl, ns));
+  free(cktest_sh_ok("%s delete configmap b -n %s", kubectl, ns));
+  probe_t gone = {.inf = inf, .ns = ns, .name = "b", .value = NULL};
+  cr_assert(eventually(20, obj_state, &gone), "kubectl delete did not reach the cache");
+
+  /* The cached copy has no managedFields (the server's copy does). */
+  json_t *a = ck_informer_get(inf, ns, "a");
+  cr_assert_not_null(a);
+  cr_assert_null(cktest_jpath(a, "metadata.managedFields"));
+  json_t *live = NULL;
+  cr_assert_eq(ck_object_get(admin, &ck_res_configmaps, ns, "a", NULL, &live, NULL), 0);
+  cr_assert_not_null(cktest_jpath(live, "metadata.managedFields"));
+  cr_assert_str_eq(cktest_jstr(a, "metadata.resourceVersion"),
+                   cktest_jstr(live, "metadata.resourceVersion"));
+  /* The caller owns its copy: changing it does not change the cache. */
+  json_object_set_new(json_object_get(a, "data"), "k", json_string("mine"));
+  json_t *again = ck_informer_get(inf, ns, "a");
+  cr_assert_str_eq(cktest_jstr(again, "data.k"), "2");
+  json_decref(again);
+  json_decref(a);
+  json_decref(live);
+
+  cr_assert_eq(rec_count(&rec, "ADD a "), 1);
+  cr_assert_eq(rec_count(&rec, "ADD b "), 1);
+  cr_assert_geq(rec_count(&rec, "UPDATE a "), 1);
+  cr_assert_geq(rec_count(&rec, "UPDATE b "), 1);
+  cr_assert_eq(rec_count(&rec, "DELETE b "), 1);
+  cr_assert_eq(ck_informer_len(inf), 1);
+
+  ck_informer_free(inf);
+  rec_free(&rec);
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
+
+static json_t *drop_data(void *ctx, json_t *obj) {
+  (void)ctx;
+  json_object_del(obj, "data");
+  return obj;
+}
+
+static void index_color(void *ctx, const json_t *obj, ck_index_emit_fn emit, void *ectx) {
+  (void)ctx;
+  const char *c = json_string_value(
+      json_object_get(json_object_get(json_object_get(obj, "metadata"), "labels"), "color"));
+  if (c)
+    emit(ectx, c);
+}
+
+CK_TEST_OPTS(informer, paginated_list_indexes_selectors_transform, .timeout = 120) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "inf-list");
+  create_cms(admin, ns, "red", 23, "{\"color\":\"red\",\"app\":\"x\"}");
+  create_cms(admin, ns, "blue", 9, "{\"color\":\"blue\",\"app\":\"x\"}");
+  create_cms(admin, ns, "plain", 4, NULL);
+
+  /* Pages of 7: 36 objects in 6 requests. */
+  ck_informer_opts_t o = {.page_size = 7, .transform = drop_data};
+  const char *nss[1] = {ns};
+  o.namespaces = nss;
+  o.nnamespaces = 1;
+  ck_informer_t *inf = NULL;
+  ck_error_t err = {0};
+  cr_assert_eq(ck_informer_new(admin, &ck_res_configmaps, &o, &inf, &err), 0);
+  cr_assert_eq(ck_informer_add_index(inf, "color", index_color, NULL), 0);
+  cr_assert_eq(ck_informer_add_index(inf, "color", index_color, NULL), CK_EINVAL,
+               "an index name twice");
+  cr_assert_not(ck_informer_synced(inf));
+  cr_assert_eq(ck_informer_start(inf), 0);
+  cr_assert_eq(ck_informer_wait_synced(inf, 30000), 0);
+  cr_assert_eq(ck_informer_add_index(inf, "late", index_color, NULL), CK_EINVAL);
+  /* kube-root-ca.crt is published by the controller-manager only. */
+  int total = ns_count(inf, ns);
+  cr_assert_geq(total, 36);
+  cr_assert_eq(ck_informer_len(inf), (size_t)total);
+  int reds = 0, blues = 0, none = 0;
+  cr_assert_eq(ck_informer_by_index(inf, "color", "red", count_fn, &reds), 0);
+  cr_assert_eq(ck_informer_by_index(inf, "color", "blue", count_fn, &blues), 0);
+  cr_assert_eq(ck_informer_by_index(inf, "color", "green", count_fn, &none), 0);
+  cr_assert_eq(reds, 23);
+  cr_assert_eq(blues, 9);
+  cr_assert_eq(none, 0);
+  cr_assert_eq(ck_informer_by_index(inf, "nope", "x", count_fn, &none), CK_EINVAL);
+  json_t *r0 = ck_informer_get(inf, ns, "red-0");
+  cr_assert_not_null(r0);
+  /* List items come without apiVersion and kind; the cache fills them. */
+  cr_assert_str_eq(cktest_jstr(r0, "apiVersion"), "v1");
+  cr_assert_str_eq(cktest_jstr(r0, "kind"), "ConfigMap");
+  cr_assert_null(json_object_get(r0, "data"), "the transform's drop is cached");
+  json_decref(r0);
+  ck_informer_stats_t st;
+  ck_informer_get_stats(inf, &st);
+  cr_assert_eq(st.lists, 1);
+  cr_assert_gt(st.bytes, 0);
+
+  /* A label change moves the object between index values. */
+  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "red-0", CK_PATCH_MERGE,
+                               "{\"metadata\":{\"labels\":{\"color\":\"blue\"}}}", NULL, NULL,
+                               &err),
+               0);
+  double dl = cktest_now_s() + 20;
+  do {
+    blues = 0;
+    ck_informer_by_index(inf, "color", "blue", count_fn, &blues);
+    if (blues == 10)
+      break;
+    cktest_sleep_ms(50);
+  } while (cktest_now_s() < dl);
+  cr_assert_eq(blues, 10);
+  reds = 0;
+  ck_informer_by_index(inf, "color", "red", count_fn, &reds);
+  cr_assert_eq(reds, 22);
+  ck_informer_free(inf);
+
+  /* Server-side label selector: only the blue ones are fetched at all. */
+  ck_informer_opts_t so = {.label_selector = "color=blue"};
+  rec_t rec;
+  rec_init(&rec);
+  inf = start_informer(admin, &ck_res_configmaps, ns, &so, &rec);
+  cr_assert_eq(ck_informer_len(inf), 10);
+  cr_assert_eq(rec.adds, 10);
+  ck_informer_free(inf);
+  rec_free(&rec);
+
+  /* A field selector. */
+  ck_informer_opts_t fo = {.field_selector = "metadata.name=plain-2"};
+  inf = start_informer(admin, &ck_res_configmaps, ns, &fo, NULL);
+  cr_assert_eq(ck_informer_len(inf), 1);
+  json_t *p2 = ck_informer_get(inf, ns, "plain-2");
+  cr_assert_not_null(p2);
+  json_decref(p2);
+  ck_informer_free(inf);
+
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
+
+CK_TEST_OPTS(informer, several_namespaces_and_owner_index, .timeout = 120) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns1 = cktest_ns_create(admin, "inf-ns1");
+  char *ns2 = cktest_ns_create(admin, "inf-ns2");
+  char *ns3 = cktest_ns_create(admin, "inf-ns3");
+  create_cms(admin, ns1, "a", 3, NULL);
+  create_cms(admin, ns2, "b", 2, NULL);
+  create_cms(admin, ns3, "c", 4, NULL);
+  json_t *child = cktest_configmap("child", "k", "v");
+  json_object_set_new(json_object_get(child, "metadata"), "ownerReferences",
+                      cktest_json("[{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"name\":\"a-0\","
+                                  "\"uid\":\"0b1c2d3e-0000-4000-8000-000000000001\"}]"));
+  cr_assert_eq(ck_object_create(admin, &ck_res_configmaps, ns1, child, NULL, NULL, NULL), 0);
+  json_decref(child);
+
+  const char *nss[2] = {ns1, ns2};
+  ck_informer_opts_t o = {.namespaces = nss, .nnamespaces = 2};
+  rec_t rec;
+  rec_init(&rec);
+  ck_informer_t *inf = start_informer(admin, &ck_res_configmaps, NULL, &o, &rec);
+  cr_assert_eq(ns_count(inf, ns1), 4);
+  cr_assert_eq(ns_count(inf, ns2), 2);
+  cr_assert_eq(ns_count(inf, ns3), 0, "a namespace not asked for was cached");
+  int owned = 0;
+  cr_assert_eq(ck_informer_by_index(inf, CK_INDEX_OWNER, "0b1c2d3e-0000-4000-8000-000000000001",
+                                    count_fn, &owned),
+               0);
+  cr_assert_eq(owned, 1);
+
+  /* Events from ns3 never arrive; from ns2 they do. */
+  create_cms(admin, ns3, "late", 1, NULL);
+  create_cms(admin, ns2, "late", 1, NULL);
+  probe_t p = {.inf = inf, .ns = ns2, .name = "late-0", .value = "", .key = NULL};
+  cr_assert(eventually(20, obj_state, &p));
+  cr_assert_eq(ns_count(inf, ns3), 0);
+  cr_assert_eq(rec_count(&rec, "ADD late-0"), 1);
+
+  /* A handler added late gets the cache replayed as ADDs. */
+  rec_t late;
+  rec_init(&late);
+  int id = ck_informer_add_handler(inf, on_event, &late);
+  cr_assert_geq(id, 0);
+  cr_assert_eq(late.adds, (int)ck_informer_len(inf));
+  ck_informer_remove_handler(inf, id);
+  create_cms(admin, ns1, "after", 1, NULL);
+  probe_t q = {.inf = inf, .ns = ns1, .name = "after-0", .value = ""};
+  cr_assert(eventually(20, obj_state, &q));
+  cr_assert_eq(rec_count(&late, "ADD after-0"), 0, "a removed handler was called");
+
+  ck_informer_free(inf);
+  rec_free(&rec);
+  rec_free(&late);
+  cktest_ns_delete(admin, ns1);
+  cktest_ns_delete(admin, ns2);
+  cktest_ns_delete(admin, ns3);
+  ck_client_free(admin);
+}
+
+CK_TEST_OPTS(informer, read_your_writes, .timeout = 120) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "inf-ryw");
+  create_cms(admin, ns, "o", 1, NULL);
+  rec_t rec;
+  rec_init(&rec);
+  ck_informer_t *inf = start_informer(admin, &ck_res_configmaps, ns, NULL, &rec);
+
+  json_t *out = NULL;
+  ck_error_t err = {0};
+  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "o-0", CK_PATCH_MERGE,
+                               "{\"data\":{\"i\":\"1\"}}", NULL, &out, &err),
+               0);
+  ck_informer_observe(inf, out);
+  /* At once, with no wait for the watch. */
+  json_t *c = ck_informer_get(inf, ns, "o-0");
+  cr_assert_str_eq(cktest_jstr(c, "data.i"), "1");
+  cr_assert_str_eq(cktest_jstr(c, "metadata.resourceVersion"),
+                   cktest_jstr(out, "metadata.resourceVersion"));
+  json_decref(c);
+  /* An older copy fed later does not win. */
+  json_t *older = json_deep_copy(out);
+  json_object_set_new(json_object_get(older, "metadata"), "resourceVersion", json_string("1"));
+  json_object_set_new(json_object_get(older, "data"), "i", json_string("old"));
+  ck_informer_observe(inf, older);
+  json_decref(older);
+  c = ck_informer_get(inf, ns, "o-0");
+  cr_assert_str_eq(cktest_jstr(c, "data.i"), "1");
+  json_decref(c);
+  json_decref(out);
+
+  /* The watch event of that same version is not delivered a second time:
+   * a later change shows that the watch has moved past it. */
+  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "o-0", CK_PATCH_MERGE,
+                               "{\"data\":{\"i\":\"2\"}}", NULL, NULL, &err),
+               0);
+  probe_t p = {.inf = inf, .ns = ns, .name = "o-0", .key = "i", .value = "2"};
+  cr_assert(eventually(20, obj_state, &p));
+  cr_assert_eq(rec_count(&rec, "UPDATE o-0"), 2, "updates seen: %d",
+               rec_count(&rec, "UPDATE o-0"));
+
+  /* A create observed is cached at once too (no selectors here). */
+  json_t *cm = cktest_configmap("fresh", "k", "v");
+  cr_assert_eq(ck_object_create(admin, &ck_res_configmaps, ns, cm, NULL, &out, &err), 0);
+  ck_informer_observe(inf, out);
+  json_decref(out);
+  json_decref(cm);
+  c = ck_informer_get(inf, ns, "fresh");
+  cr_assert_not_null(c);
+  json_decref(c);
+
+  ck_informer_free(inf);
+  rec_free(&rec);
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
+
+CK_TEST_OPTS(informer, watch_list_stream, .timeout = 120) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "inf-wl");
+  create_cms(admin, ns, "w", 12, NULL);
+  ck_informer_opts_t o = {.list_mode = CK_LIST_WATCHLIST};
+  rec_t rec;
+  rec_init(&rec);
+  ck_informer_t *inf = start_informer(admin, &ck_res_configmaps, ns, &o, &rec);
+  cr_assert_eq(ns_count(inf, ns), 12);
+  ck_informer_stats_t st;
+  ck_informer_get_stats(inf, &st);
+  cr_assert_eq(st.lists, 1);
+  cr_assert_eq(st.watches, 1, "the watch-list is one stream, not a list and a watch");
+  create_cms(admin, ns, "later", 1, NULL);
+  probe_t p = {.inf = inf, .ns = ns, .name = "later-0", .value = ""};
+  cr_assert(eventually(20, obj_state, &p));
+  cr_assert_eq(rec.adds, 13);
+  ck_informer_free(inf);
+  rec_free(&rec);
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
+
+CK_TEST_OPTS(informer, failing_watch_is_unhealthy_not_silent, .timeout = 60) {
+  ck_config_t cfg = {.server = "https://127.0.0.1:1", .insecure_skip_tls_verify = true,
+                     .namespace_ = "default", .source = "test"};
+  ck_client_t *c = NULL;
+  ck_client_opts_t co = {.max_retries = -1, .connect_timeout_ms = 500};
+  cr_assert_eq(ck_client_new(&cfg, &co, &c, NULL), 0);
+  ck_informer_opts_t o = {.unhealthy_after_ms = 1500, .backoff_max_ms = 400};
+  ck_informer_t *inf = NULL;
+  cr_assert_eq(ck_informer_new(c, &ck_res_configmaps, &o, &inf, NULL), 0);
+  cr_assert_eq(ck_informer_start(inf), 0);
+  char msg[512] = "";
+  cr_assert(ck_informer_healthy(inf, msg, sizeof msg), "unhealthy at once: %s", msg);
+  cr_assert_eq(ck_informer_wait_synced(inf, 3000), CK_ETIMEDOUT);
+  double dl = cktest_now_s() + 10;
+  while (ck_informer_healthy(inf, msg, sizeof msg) && cktest_now_s() < dl)
+    cktest_sleep_ms(100);
+  cr_assert_not(ck_informer_healthy(inf, msg, sizeof msg));
+  cr_assert(strstr(msg, "configmaps") && strstr(msg, "failing"), "reason: %s", msg);
+  ck_informer_stats_t st;
+  ck_informer_get_stats(inf, &st);
+  cr_assert_geq(st.failures, 2, "it keeps retrying");
+  cr_assert_lt(st.failures, 40, "no tight loop: %llu failures", (unsigned long long)st.failures);
+  double t0 = cktest_now_s();
+  ck_informer_free(inf);
+  cr_assert_lt(cktest_now_s() - t0, 5.0, "stop took too long");
+  ck_client_free(c);
+}
