@@ -446,3 +446,67 @@ CK_TEST_OPTS(controller, graceful_stop_under_load, .timeout = 120) {
   cktest_ns_delete(admin, ns);
   ck_client_free(admin);
 }
+
+static void secret_to_target(void *ctx, const json_t *obj, ck_map_emit_fn emit, void *ectx) {
+  (void)ctx;
+  const char *t = json_string_value(json_object_get(
+      json_object_get(json_object_get(obj, "metadata"), "annotations"), "crdkit.io/target"));
+  if (t)
+    emit(ectx, t);
+}
+
+CK_TEST_OPTS(controller, watches_filters_and_shared_informers, .timeout = 120) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "ctl-watch");
+  const char *nss[1] = {ns};
+  counts_t c, other;
+  counts_init(&c);
+  counts_init(&other);
+  ck_manager_t *m = new_manager(admin, nss, 1);
+  ck_controller_t *a = NULL, *b = NULL;
+  ck_controller_opts_t ca = {.name = "labels-only", .primary = &ck_res_configmaps,
+                             .reconcile = reconcile, .ctx = &c, .filters = CK_FILTER_LABELS};
+  ck_controller_opts_t cb = {.name = "all", .primary = &ck_res_configmaps, .reconcile = reconcile,
+                             .ctx = &other};
+  ck_error_t err = {0};
+  cr_assert_eq(ck_manager_add_controller(m, &ca, &a, &err), 0, "%s", err.message);
+  cr_assert_eq(ck_manager_add_controller(m, &cb, &b, &err), 0, "%s", err.message);
+  cr_assert_eq(ck_controller_informer(a), ck_controller_informer(b),
+               "two controllers of one kind share one informer");
+  cr_assert_eq(ck_controller_watches(a, &ck_res_secrets, secret_to_target, NULL, &err), 0);
+  run_t r;
+  run_start(&r, m);
+  cm_create(admin, ns, "t", NULL);
+  char *key = cktest_asprintf("%s/t", ns);
+  cr_assert(wait_count(&c, key, 1, 30));
+  cr_assert(wait_count(&other, key, 1, 30));
+  /* A data change: "all" reconciles, "labels-only" does not. */
+  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "t", CK_PATCH_MERGE,
+                               "{\"data\":{\"k\":\"2\"}}", NULL, NULL, &err),
+               0);
+  cr_assert(wait_count(&other, key, 2, 30));
+  cktest_sleep_ms(1000);
+  cr_assert_eq(count_of(&c, key), 1, "the label filter let a data change through");
+  /* A label change passes. */
+  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "t", CK_PATCH_MERGE,
+                               "{\"metadata\":{\"labels\":{\"x\":\"y\"}}}", NULL, NULL, &err),
+               0);
+  cr_assert(wait_count(&c, key, 2, 30), "a label change did not pass the filter");
+  /* watches: a Secret mapped to the ConfigMap by its annotation. */
+  char *body = cktest_asprintf("{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":"
+                               "\"s\",\"annotations\":{\"crdkit.io/target\":\"%s\"}}}",
+                               key);
+  json_t *sec = cktest_json(body);
+  cr_assert_eq(ck_object_create(admin, &ck_res_secrets, ns, sec, NULL, NULL, &err), 0, "%s",
+               err.message);
+  json_decref(sec);
+  free(body);
+  cr_assert(wait_count(&c, key, 3, 30), "the Secret's event was not mapped");
+  cr_assert_eq(run_stop(&r), 0);
+  ck_manager_free(m);
+  counts_free(&c);
+  counts_free(&other);
+  free(key);
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
