@@ -69,7 +69,13 @@ static int split_server(const char *server, char *host, size_t hn, int *port) {
     colon = memchr(p, ':', (size_t)(end - p));
     snprintf(host, hn, "%.*s", (int)((colon ? colon : end) - p), p);
   }
-  *port = colon ? atoi(colon + 1) : (https ? 443 : 80);
+  if (colon) {
+    char *endp = NULL;
+    long v = strtol(colon + 1, &endp, 10);
+    *port = endp != colon + 1 && v > 0 && v < 65536 ? (int)v : -1;
+  } else {
+    *port = https ? 443 : 80;
+  }
   return *port > 0 && *port < 65536 ? 0 : -1;
 }
 

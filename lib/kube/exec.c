@@ -21,7 +21,7 @@
 extern char **environ;
 
 #define EXEC_MAX_OUTPUT (1u << 20)
-#define EXEC_TIMEOUT_MS (5 * 60 * 1000)
+#define EXEC_TIMEOUT_MS 300000LL /* 5 minutes */
 
 void ck_exec_result_clear(ck_exec_result_t *r) {
   if (r->token)
@@ -209,7 +209,7 @@ int ck_exec_run(const ck_exec_config_t *e, const ck_config_t *cfg, ck_exec_resul
     for (;;) {
       int64_t left = deadline - ck_now_ms();
       if (left <= 0) {
-        rc = ck_error_set(err, CK_EAUTH, "exec plugin \"%s\" did not finish within %d s",
+        rc = ck_error_set(err, CK_EAUTH, "exec plugin \"%s\" did not finish within %lld s",
                           e->command, EXEC_TIMEOUT_MS / 1000);
         kill(pid, SIGKILL);
         break;

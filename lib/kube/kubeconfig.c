@@ -302,7 +302,8 @@ static int load_exec(ctx_t *c, const kfile_t *f, json_t *ex, ck_exec_config_t **
                  api);
   if (strcmp(api, "client.authentication.k8s.io/v1") == 0 && !mode)
     return cfail(c, f, CK_ECONFIG, "exec.interactiveMode: required for client.authentication.k8s.io/v1");
-  if (mode && strcmp(mode, "Never") && strcmp(mode, "IfAvailable") && strcmp(mode, "Always"))
+  if (mode && strcmp(mode, "Never") != 0 && strcmp(mode, "IfAvailable") != 0 &&
+      strcmp(mode, "Always") != 0)
     return cfail(c, f, CK_ECONFIG, "exec.interactiveMode: \"%s\" is not Never, IfAvailable or Always",
                  mode);
   if (mode && strcmp(mode, "Always") == 0)
@@ -572,10 +573,10 @@ static int load_paths(const char *list, bool explicit_, const ck_config_opts_t *
     struct stat st;
     if (stat(p, &st) != 0 && errno == ENOENT && !explicit_)
       continue; /* kubectl ignores missing files in KUBECONFIG */
-    char *data;
-    size_t len;
+    char *data = NULL;
+    size_t len = 0;
     ck_error_t e;
-    if ((rc = ck_read_file(p, 16u << 20, &data, &len, &e))) {
+    if (ck_read_file(p, 16u << 20, &data, &len, &e) != 0) {
       rc = ck_error_set(err, CK_ECONFIG, "kubeconfig: %s", e.message);
       break;
     }

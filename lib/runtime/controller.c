@@ -101,8 +101,9 @@ static void owner_key(ck_controller_t *ctl, const json_t *obj) {
   /* Group must match; versions of one group name the same objects. */
   const char *slash = strchr(av, '/');
   const char *group = ctl->primary.group ? ctl->primary.group : "";
-  if (slash ? (strlen(group) != (size_t)(slash - av) || strncmp(av, group, (size_t)(slash - av)))
-            : *group)
+  if (slash ? (strlen(group) != (size_t)(slash - av) ||
+               strncmp(av, group, (size_t)(slash - av)) != 0)
+            : *group != '\0')
     return;
   if (!ctl->primary.namespaced) {
     enqueue(ctl, name);
@@ -147,7 +148,7 @@ static int add_source(ck_controller_t *ctl, src_kind_t kind, const ck_resource_t
   ck_informer_t *inf = ck_manager_informer(ctl->m, res, label, field, err);
   if (!inf)
     return err ? err->code : CK_EINVAL;
-  source_t **n = realloc(ctl->src, (ctl->nsrc + 1) * sizeof *n);
+  source_t **n = realloc(ctl->src, (ctl->nsrc + 1) * sizeof(source_t *));
   if (!n)
     return ck_error_set(err, CK_ENOMEM, "out of memory");
   ctl->src = n;
@@ -280,6 +281,7 @@ static ck_result_t run_one(ck_controller_t *ctl, const char *key) {
   }
   ck_result_t r = ctl->opts.reconcile(ctl->opts.ctx, &rc);
   free(ns);
+  /* cppcheck-suppress returnDanglingLifetime ; a ck_result_t holds no pointer */
   return r;
 }
 

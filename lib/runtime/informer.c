@@ -439,9 +439,8 @@ int ck_informer_add_handler(ck_informer_t *inf, ck_informer_handler_fn fn, void 
   /* Replay under the handler lock: live events wait behind the replay. */
   json_t *all = json_array();
   ck_store_list(inf->store, NULL, (int (*)(void *, json_t *))json_array_append, all);
-  size_t i;
-  json_t *o;
-  json_array_foreach(all, i, o) fn(ctx, CK_INFORMER_ADD, NULL, o);
+  for (size_t i = 0; i < json_array_size(all); i++)
+    fn(ctx, CK_INFORMER_ADD, NULL, json_array_get(all, i));
   json_decref(all);
   int id = inf->next_handler_id++;
   inf->handlers[inf->nhandlers++] = (handler_t){.id = id, .fn = fn, .ctx = ctx};
@@ -589,13 +588,9 @@ json_t *ck_informer_get(ck_informer_t *inf, const char *ns, const char *name) {
     return NULL;
   if (!ns || !*ns)
     return ck_store_get(inf->store, name);
-  size_t a = strlen(ns), b = strlen(name);
-  char *key = malloc(a + b + 2);
-  if (!key)
+  char *key = NULL;
+  if (asprintf(&key, "%s/%s", ns, name) < 0)
     return NULL;
-  memcpy(key, ns, a);
-  key[a] = '/';
-  memcpy(key + a + 1, name, b + 1);
   json_t *o = ck_store_get(inf->store, key);
   free(key);
   return o;

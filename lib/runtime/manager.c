@@ -146,7 +146,7 @@ ck_informer_t *ck_manager_informer(ck_manager_t *m, const ck_resource_t *res,
                  res->resource);
     return NULL;
   }
-  shared_t **n = realloc(m->inf, (m->ninf + 1) * sizeof *n);
+  shared_t **n = realloc(m->inf, (m->ninf + 1) * sizeof(shared_t *));
   if (!n) {
     ck_error_set(err, CK_ENOMEM, "out of memory");
     return NULL;
@@ -200,7 +200,7 @@ int ck_manager_add_controller(ck_manager_t *m, const ck_controller_opts_t *opts,
     if (strcmp(ck_controller_name(m->ctl[i]), opts->name) == 0)
       return ck_error_set(err, CK_EINVAL, "manager %s: a controller named %s exists", m->name,
                           opts->name);
-  ck_controller_t **n = realloc(m->ctl, (m->nctl + 1) * sizeof *n);
+  ck_controller_t **n = realloc(m->ctl, (m->nctl + 1) * sizeof(ck_controller_t *));
   if (!n)
     return ck_error_set(err, CK_ENOMEM, "out of memory");
   m->ctl = n;

@@ -141,14 +141,8 @@ char *ck_store_key_of(const json_t *obj) {
     return NULL;
   if (!ns || !*ns)
     return strdup(name);
-  size_t a = strlen(ns), b = strlen(name);
-  char *k = malloc(a + b + 2);
-  if (!k)
-    return NULL;
-  memcpy(k, ns, a);
-  k[a] = '/';
-  memcpy(k + a + 1, name, b + 1);
-  return k;
+  char *k = NULL;
+  return asprintf(&k, "%s/%s", ns, name) < 0 ? NULL : k;
 }
 
 uint64_t ck_store_rv_of(const json_t *obj) {
@@ -372,7 +366,7 @@ void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
   entry_t **victims = NULL;
   size_t n = 0, pos = 0;
   void *v;
-  if (s->items.len && (victims = malloc(s->items.len * sizeof *victims)))
+  if (s->items.len && (victims = malloc(s->items.len * sizeof(entry_t *))))
     while (ck_strmap_next(&s->items, &pos, NULL, &v)) {
       entry_t *e = v;
       if (e->mark != mark && in_ns(e->key, ns))
@@ -385,9 +379,8 @@ void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
   }
   free(victims);
   pthread_rwlock_unlock(&s->lock);
-  size_t i;
-  json_t *o;
-  json_array_foreach(gone, i, o) fn(ctx, o);
+  for (size_t i = 0; i < json_array_size(gone); i++)
+    fn(ctx, json_array_get(gone, i));
   json_decref(gone);
 }
 

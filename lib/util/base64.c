@@ -64,8 +64,12 @@ char *ck_base64_encode(const unsigned char *in, size_t len) {
     if (i + 2 < len) v |= in[i + 2];
     o[j++] = tbl[(v >> 18) & 63];
     o[j++] = tbl[(v >> 12) & 63];
-    o[j++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-    o[j++] = i + 2 < len ? tbl[v & 63] : '=';
+    o[j++] = tbl[(v >> 6) & 63];
+    o[j++] = tbl[v & 63];
+    if (i + 1 >= len)
+      o[j - 2] = '=';
+    if (i + 2 >= len)
+      o[j - 1] = '=';
   }
   o[j] = '\0';
   return o;

@@ -147,7 +147,7 @@ static json_t *parse_int(const char *s, size_t len, ck_yaml_schema_t schema) {
 }
 
 static json_t *parse_float(const char *s, size_t len, ck_yaml_schema_t schema) {
-  char buf[80];
+  char buf[80] = {0};
   size_t n = 0;
   if (len == 0 || len >= sizeof buf)
     return NULL;
