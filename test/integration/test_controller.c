@@ -510,3 +510,27 @@ CK_TEST_OPTS(controller, watches_filters_and_shared_informers, .timeout = 120) {
   cktest_ns_delete(admin, ns);
   ck_client_free(admin);
 }
+
+CK_TEST_OPTS(controller, resync_requeues_cached_objects, .timeout = 60) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "ctl-resync");
+  const char *nss[1] = {ns};
+  cm_create(admin, ns, "r", NULL);
+  counts_t c;
+  counts_init(&c);
+  ck_manager_t *m = new_manager(admin, nss, 1);
+  ck_controller_opts_t co = {.name = "resync", .primary = &ck_res_configmaps,
+                             .reconcile = reconcile, .ctx = &c, .resync_ms = 400};
+  cr_assert_eq(ck_manager_add_controller(m, &co, NULL, NULL), 0);
+  run_t r;
+  run_start(&r, m);
+  char *key = cktest_asprintf("%s/r", ns);
+  /* No change to the object: only the resync can queue it again. */
+  cr_assert(wait_count(&c, key, 4, 30), "resync ran %d times", count_of(&c, key));
+  cr_assert_eq(run_stop(&r), 0);
+  ck_manager_free(m);
+  counts_free(&c);
+  free(key);
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
