@@ -223,11 +223,13 @@ int ck_manager_port(ck_manager_t *m, int which) {
 }
 
 bool ck_manager_may_reconcile(ck_manager_t *m) {
-  return atomic_load(&m->leading);
+  /* The elector's own clock as well: it turns false at the renew deadline
+   * even while a renew request is still stuck, before on_stopped runs. */
+  return atomic_load(&m->leading) && (!m->leader || ck_leader_is_leader(m->leader));
 }
 
 bool ck_manager_is_leading(ck_manager_t *m) {
-  return atomic_load(&m->leading);
+  return ck_manager_may_reconcile(m);
 }
 
 void ck_manager_stop(ck_manager_t *m) {
