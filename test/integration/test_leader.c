@@ -382,110 +382,6 @@ CK_TEST_OPTS(leader, steps_down_when_lease_taken, .timeout = 60) {
 
 /* ---- renew deadline ------------------------------------------------------ */
 
-/* A TCP forwarder to the apiserver that can be frozen: bytes stop moving
- * both ways, as on a partitioned network, so the leader's renews time out
- * while the apiserver itself keeps serving everyone else. */
-#define PROXY_MAX_CONNS 64
-typedef struct proxy {
-  int lfd, port, target_port;
-  atomic_bool frozen, closing;
-  pthread_t acceptor;
-  pthread_mutex_t mu;
-  pthread_t pumps[PROXY_MAX_CONNS];
-  int fds[PROXY_MAX_CONNS][2];
-  int n;
-} proxy_t;
-
-typedef struct pump_arg {
-  proxy_t *p;
-  int a, b;
-} pump_arg_t;
-
-static void *proxy_pump(void *arg) {
-  pump_arg_t pa = *(pump_arg_t *)arg;
-  free(arg);
-  char buf[16384];
-  while (!atomic_load(&pa.p->closing)) {
-    if (atomic_load(&pa.p->frozen)) {
-      cktest_sleep_ms(10);
-      continue;
-    }
-    struct pollfd pf[2] = {{pa.a, POLLIN, 0}, {pa.b, POLLIN, 0}};
-    if (poll(pf, 2, 50) <= 0)
-      continue;
-    for (int i = 0; i < 2; i++) {
-      if (!(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-        continue;
-      ssize_t n = read(i ? pa.b : pa.a, buf, sizeof buf);
-      if (n <= 0 || write(i ? pa.a : pa.b, buf, (size_t)n) != n)
-        return NULL; /* proxy_free closes the sockets */
-    }
-  }
-  return NULL;
-}
-
-static void *proxy_accept(void *arg) {
-  proxy_t *p = arg;
-  while (!atomic_load(&p->closing)) {
-    struct pollfd pf = {p->lfd, POLLIN, 0};
-    if (poll(&pf, 1, 50) <= 0)
-      continue;
-    int cfd = accept(p->lfd, NULL, NULL);
-    if (cfd < 0)
-      continue;
-    int sfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->target_port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    pthread_mutex_lock(&p->mu);
-    if (sfd < 0 || connect(sfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        p->n == PROXY_MAX_CONNS) {
-      close(cfd);
-      if (sfd >= 0)
-        close(sfd);
-    } else {
-      pump_arg_t *pa = malloc(sizeof *pa);
-      *pa = (pump_arg_t){p, cfd, sfd};
-      p->fds[p->n][0] = cfd;
-      p->fds[p->n][1] = sfd;
-      pthread_create(&p->pumps[p->n++], NULL, proxy_pump, pa);
-    }
-    pthread_mutex_unlock(&p->mu);
-  }
-  return NULL;
-}
-
-static proxy_t *proxy_new(const char *server) {
-  const char *colon = strrchr(server, ':');
-  cr_assert(colon && strncmp(server, "https://127.0.0.1:", 18) == 0,
-            "the test cluster serves on 127.0.0.1: %s", server);
-  proxy_t *p = calloc(1, sizeof *p);
-  p->target_port = atoi(colon + 1);
-  pthread_mutex_init(&p->mu, NULL);
-  p->lfd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof sa;
-  cr_assert_eq(bind(p->lfd, (struct sockaddr *)&sa, sizeof sa), 0);
-  cr_assert_eq(listen(p->lfd, 16), 0);
-  cr_assert_eq(getsockname(p->lfd, (struct sockaddr *)&sa, &len), 0);
-  p->port = ntohs(sa.sin_port);
-  pthread_create(&p->acceptor, NULL, proxy_accept, p);
-  return p;
-}
-
-static void proxy_free(proxy_t *p) {
-  atomic_store(&p->closing, true);
-  pthread_join(p->acceptor, NULL);
-  for (int i = 0; i < p->n; i++) {
-    pthread_join(p->pumps[i], NULL);
-    close(p->fds[i][0]);
-    close(p->fds[i][1]);
-  }
-  close(p->lfd);
-  pthread_mutex_destroy(&p->mu);
-  free(p);
-}
-
 static _Atomic long long g_stopped_wall_ms;
 
 static long long wall_ms(void) {
@@ -503,17 +399,12 @@ CK_TEST_OPTS(leader, steps_down_on_renew_deadline, .timeout = 60) {
   const int64_t lease_ms = 6000, renew_ms = 3000;
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "leader-deadline");
-  proxy_t *px = proxy_new(ck_client_server(admin));
-
-  ck_config_opts_t co = {.kubeconfig = cktest_env("KUBECONFIG"), .no_in_cluster = true};
-  ck_config_t *cfg = NULL;
+  /* Through a relay that can be frozen: bytes stop moving both ways, as on
+   * a partitioned network, so the leader's renews time out while the
+   * apiserver keeps serving everyone else. */
+  cktest_proxy_t *px = cktest_proxy_start(ck_client_server(admin));
+  ck_client_t *via = cktest_client_via_proxy(px, NULL);
   ck_error_t err = {0};
-  cr_assert_eq(ck_config_load(&co, &cfg, &err), 0, "%s", err.message);
-  free(cfg->server);
-  cfg->server = cktest_asprintf("https://127.0.0.1:%d", px->port);
-  ck_client_t *via = NULL;
-  cr_assert_eq(ck_client_new(cfg, NULL, &via, &err), 0, "%s", err.message);
-  ck_config_free(cfg);
 
   counts_t k = {0};
   ck_leader_opts_t o = {.namespace = ns, .name = "dl", .identity = "cut-off",
@@ -527,7 +418,7 @@ CK_TEST_OPTS(leader, steps_down_on_renew_deadline, .timeout = 60) {
   cktest_sleep_ms(1000); /* a few renews through the proxy */
   cr_assert(ck_leader_is_leader(l));
 
-  atomic_store(&px->frozen, true);
+  cktest_proxy_freeze(px, true);
   int64_t t_freeze = cktest_now_ms();
   cr_assert(wait_for(not_leader, l, renew_ms + 2000), "still leader %lld ms after the cut",
             (long long)(cktest_now_ms() - t_freeze));
@@ -548,10 +439,10 @@ CK_TEST_OPTS(leader, steps_down_on_renew_deadline, .timeout = 60) {
                "on_stopped ran %lld ms after the last renew (lease %lld ms)",
                stopped_wall - last_renew, (long long)lease_ms);
 
-  atomic_store(&px->frozen, false);
+  cktest_proxy_freeze(px, false);
   ck_leader_free(l);
   ck_client_free(via);
-  proxy_free(px);
+  cktest_proxy_stop(px);
   cktest_ns_delete(admin, ns);
   ck_client_free(admin);
 }

@@ -73,6 +73,9 @@ cktest_proxy_t *cktest_proxy_start(const char *upstream_url);
 char *cktest_proxy_url(cktest_proxy_t *p); /* malloc'd */
 /* Blocked: current connections are dropped and new ones closed at once. */
 void cktest_proxy_block(cktest_proxy_t *p, bool blocked);
+/* Frozen: connections stay open but no byte moves, as on a partitioned
+ * network (requests time out instead of failing fast). */
+void cktest_proxy_freeze(cktest_proxy_t *p, bool frozen);
 void cktest_proxy_stop(cktest_proxy_t *p);
 /* An admin client whose connections go through the relay. */
 ck_client_t *cktest_client_via_proxy(cktest_proxy_t *p, const ck_client_opts_t *opts);

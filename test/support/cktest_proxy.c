@@ -1,6 +1,7 @@
 /* A TCP relay between a client and the apiserver, so a test can cut a
- * client off (its connections dropped, new ones refused) while the
- * cluster changes behind its back. TLS passes through untouched. */
+ * client off (its connections dropped, new ones refused) or freeze it
+ * (connections stay open, bytes stop moving) while the cluster changes
+ * behind its back. TLS passes through untouched. */
 #include "cktest.h"
 
 #include <arpa/inet.h>
@@ -22,7 +23,7 @@ struct cktest_proxy {
   int port;
   struct sockaddr_in upstream;
   pthread_t thread;
-  atomic_bool stop, blocked;
+  atomic_bool stop, blocked, frozen;
   atomic_int generation; /* bumped by block: relays of older generations end */
   pthread_mutex_t mu;
   int nrelays;
@@ -39,6 +40,10 @@ static void *relay_main(void *arg) {
   char buf[16384];
   struct pollfd fds[2] = {{.fd = r->a, .events = POLLIN}, {.fd = r->b, .events = POLLIN}};
   while (!atomic_load(&r->p->stop) && atomic_load(&r->p->generation) == r->gen) {
+    if (atomic_load(&r->p->frozen)) {
+      usleep(10000);
+      continue;
+    }
     int n = poll(fds, 2, 100);
     if (n < 0 && errno != EINTR)
       break;
@@ -153,6 +158,10 @@ void cktest_proxy_block(cktest_proxy_t *p, bool blocked) {
   atomic_store(&p->blocked, blocked);
   if (blocked)
     atomic_fetch_add(&p->generation, 1);
+}
+
+void cktest_proxy_freeze(cktest_proxy_t *p, bool frozen) {
+  atomic_store(&p->frozen, frozen);
 }
 
 void cktest_proxy_stop(cktest_proxy_t *p) {
