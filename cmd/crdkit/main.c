@@ -1,5 +1,6 @@
 /* crdkit: one binary for the built-in operators and tools. Argument
  * parsing and dispatch only. */
+#include "aws_auth.h"
 #include "ck_version.h"
 #include "crdkit/client.h"
 #include "crdkit/config.h"
@@ -15,6 +16,8 @@ static void usage(FILE *f) {
           "usage: crdkit <command> [options]\n"
           "\n"
           "Commands:\n"
+          "  aws-auth       the aws-auth operator: keep kube-system/aws-auth in sync with\n"
+          "                 AWSAuth resources (crdkit aws-auth --help)\n"
           "  cluster-info   connect with the current kubeconfig and print the server's\n"
           "                 address and version (a quick check of credentials and TLS)\n"
           "  version        print crdkit's version\n"
@@ -98,6 +101,8 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "cluster-info") == 0)
     return cluster_info(argc - 1, argv + 1);
+  if (strcmp(cmd, "aws-auth") == 0)
+    return aws_auth_main(argc - 1, argv + 1);
   fprintf(stderr, "crdkit: unknown command \"%s\"\n\n", cmd);
   usage(stderr);
   return 2;

@@ -97,6 +97,12 @@ typedef void (*ck_map_fn)(void *ctx, const json_t *obj, ck_map_emit_fn emit, voi
 int ck_controller_watches(ck_controller_t *ctl, const ck_resource_t *res, ck_map_fn fn, void *ctx,
                           ck_error_t *err);
 
+/* The same for an informer the caller chose (e.g. from
+ * ck_manager_informer_in). Mapping the primary informer itself to one
+ * fixed key coalesces every change into one reconcile of the whole set. */
+int ck_controller_watches_informer(ck_controller_t *ctl, ck_informer_t *inf, ck_map_fn fn,
+                                   void *ctx, ck_error_t *err);
+
 /* Queue a key by hand (e.g. from an external trigger). */
 int ck_controller_enqueue(ck_controller_t *ctl, const char *key);
 

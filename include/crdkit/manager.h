@@ -71,6 +71,14 @@ ck_informer_t *ck_manager_informer(ck_manager_t *m, const ck_resource_t *res,
                                    const char *label_selector, const char *field_selector,
                                    ck_error_t *err);
 
+/* The same with its own namespace scope instead of the manager's: `ns`
+ * one namespace, or NULL for all (e.g. the operator watches its objects
+ * in a few namespaces but one ConfigMap in kube-system). Shared with
+ * other requests of the same scope and selectors. Borrowed. */
+ck_informer_t *ck_manager_informer_in(ck_manager_t *m, const ck_resource_t *res, const char *ns,
+                                      const char *label_selector, const char *field_selector,
+                                      ck_error_t *err);
+
 ck_metrics_t *ck_manager_metrics(ck_manager_t *m);   /* borrowed */
 ck_recorder_t *ck_manager_recorder(ck_manager_t *m); /* borrowed */
 ck_client_t *ck_manager_client(ck_manager_t *m);     /* borrowed */

@@ -142,12 +142,20 @@ static void on_event(void *ctx, ck_informer_event_t ev, const json_t *old, const
   }
 }
 
+static int add_source_inf(ck_controller_t *ctl, src_kind_t kind, ck_informer_t *inf,
+                          ck_map_fn fn, void *fctx, ck_error_t *err);
+
 static int add_source(ck_controller_t *ctl, src_kind_t kind, const ck_resource_t *res,
                       const char *label, const char *field, ck_map_fn fn, void *fctx,
                       ck_error_t *err) {
   ck_informer_t *inf = ck_manager_informer(ctl->m, res, label, field, err);
   if (!inf)
     return err ? err->code : CK_EINVAL;
+  return add_source_inf(ctl, kind, inf, fn, fctx, err);
+}
+
+static int add_source_inf(ck_controller_t *ctl, src_kind_t kind, ck_informer_t *inf,
+                          ck_map_fn fn, void *fctx, ck_error_t *err) {
   source_t **n = realloc(ctl->src, (ctl->nsrc + 1) * sizeof(source_t *));
   if (!n)
     return ck_error_set(err, CK_ENOMEM, "out of memory");
@@ -384,6 +392,14 @@ void ck_controller_resync(ck_controller_t *ctl) {
 
 int64_t ck_controller_resync_ms(const ck_controller_t *ctl) {
   return ctl->opts.resync_ms;
+}
+
+int ck_controller_watches_informer(ck_controller_t *ctl, ck_informer_t *inf, ck_map_fn fn,
+                                   void *ctx, ck_error_t *err) {
+  if (!inf || !fn)
+    return ck_error_set(err, CK_EINVAL, "controller %s: watches needs an informer and a map function",
+                        ctl->name);
+  return add_source_inf(ctl, SRC_WATCHES, inf, fn, ctx, err);
 }
 
 int ck_controller_enqueue(ck_controller_t *ctl, const char *key) {

@@ -20,6 +20,8 @@
 
 typedef struct shared {
   ck_resource_t res;
+  bool own_scope; /* ns below instead of the manager's namespaces */
+  char *ns;
   char *label, *field;
   ck_informer_t *inf;
 } shared_t;
@@ -102,6 +104,7 @@ void ck_manager_free(ck_manager_t *m) {
   free(m->ctl);
   for (size_t i = 0; i < m->ninf; i++) {
     ck_informer_free(m->inf[i]->inf);
+    free(m->inf[i]->ns);
     free(m->inf[i]->label);
     free(m->inf[i]->field);
     free(m->inf[i]);
@@ -134,11 +137,12 @@ static bool same_str(const char *a, const char *b) {
   return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-ck_informer_t *ck_manager_informer(ck_manager_t *m, const ck_resource_t *res,
-                                   const char *label_selector, const char *field_selector,
-                                   ck_error_t *err) {
+static ck_informer_t *informer_for(ck_manager_t *m, const ck_resource_t *res, bool own_scope,
+                                   const char *ns, const char *label_selector,
+                                   const char *field_selector, ck_error_t *err) {
   for (size_t i = 0; i < m->ninf; i++)
-    if (same_res(&m->inf[i]->res, res) && same_str(m->inf[i]->label, label_selector) &&
+    if (same_res(&m->inf[i]->res, res) && m->inf[i]->own_scope == own_scope &&
+        same_str(m->inf[i]->ns, ns) && same_str(m->inf[i]->label, label_selector) &&
         same_str(m->inf[i]->field, field_selector))
       return m->inf[i]->inf;
   if (atomic_load(&m->running)) {
@@ -158,16 +162,20 @@ ck_informer_t *ck_manager_informer(ck_manager_t *m, const ck_resource_t *res,
     return NULL;
   }
   s->res = *res;
+  s->own_scope = own_scope;
+  s->ns = dupz(ns && *ns ? ns : NULL);
   s->label = dupz(label_selector && *label_selector ? label_selector : NULL);
   s->field = dupz(field_selector && *field_selector ? field_selector : NULL);
+  const char *one[1] = {s->ns};
   ck_informer_opts_t io = {
-      .namespaces = (const char *const *)m->namespaces,
-      .nnamespaces = m->nnamespaces,
+      .namespaces = own_scope ? one : (const char *const *)m->namespaces,
+      .nnamespaces = own_scope ? (s->ns ? 1 : 0) : m->nnamespaces,
       .label_selector = s->label,
       .field_selector = s->field,
       .list_mode = m->opts.list_mode,
   };
   if (ck_informer_new(m->client, res, &io, &s->inf, err) != 0) {
+    free(s->ns);
     free(s->label);
     free(s->field);
     free(s);
@@ -175,6 +183,18 @@ ck_informer_t *ck_manager_informer(ck_manager_t *m, const ck_resource_t *res,
   }
   m->inf[m->ninf++] = s;
   return s->inf;
+}
+
+ck_informer_t *ck_manager_informer(ck_manager_t *m, const ck_resource_t *res,
+                                   const char *label_selector, const char *field_selector,
+                                   ck_error_t *err) {
+  return informer_for(m, res, false, NULL, label_selector, field_selector, err);
+}
+
+ck_informer_t *ck_manager_informer_in(ck_manager_t *m, const ck_resource_t *res, const char *ns,
+                                      const char *label_selector, const char *field_selector,
+                                      ck_error_t *err) {
+  return informer_for(m, res, true, ns, label_selector, field_selector, err);
 }
 
 ck_informer_t *ck_manager_find_informer(ck_manager_t *m, const ck_resource_t *res) {

@@ -1,0 +1,256 @@
+/* Entries -> YAML text that YAML 1.1 reads back as exactly the same JSON.
+ * Every string is double-quoted: a plain `yes`, `012`, `~` or a value with
+ * an injected line break would otherwise change type or structure. */
+#include "awsauth.h"
+
+#include "util/buf.h"
+
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Characters escaped although YAML would allow them raw: anything that
+ * breaks a line for some reader (U+0085, U+2028/9), reorders or hides
+ * text, or is not printable in YAML. */
+static bool needs_escape(uint32_t c) {
+  return c < 0x20 || (c >= 0x7f && c <= 0xa0) || c == 0x00ad || c == 0x034f || c == 0x061c ||
+         c == 0x180e || (c >= 0x200b && c <= 0x200f) || (c >= 0x2028 && c <= 0x202f) ||
+         (c >= 0x2060 && c <= 0x206f) || c == 0xfeff || (c >= 0xfff0 && c <= 0xffff) ||
+         (c >= 0xe000 && c <= 0xf8ff) || (c >= 0xfe00 && c <= 0xfe0f) ||
+         (c >= 0xe0000 && c <= 0xe0fff) || c >= 0xf0000;
+}
+
+static void put_quoted(ck_buf_t *b, const char *s, size_t len) {
+  ck_buf_putc(b, '"');
+  for (size_t i = 0; i < len;) {
+    unsigned char ch = (unsigned char)s[i];
+    uint32_t c;
+    size_t n = aa_utf8_decode((const unsigned char *)s + i, len - i, &c);
+    if (n == 0) { /* jansson strings are valid UTF-8; be safe anyway */
+      ck_buf_printf(b, "\\x%02x", ch);
+      i++;
+      continue;
+    }
+    if (c == '"')
+      ck_buf_puts(b, "\\\"");
+    else if (c == '\\')
+      ck_buf_puts(b, "\\\\");
+    else if (c == '\n')
+      ck_buf_puts(b, "\\n");
+    else if (c == '\t')
+      ck_buf_puts(b, "\\t");
+    else if (c == '\r')
+      ck_buf_puts(b, "\\r");
+    else if (needs_escape(c))
+      ck_buf_printf(b, c > 0xffff ? "\\U%08X" : "\\u%04X", (unsigned)c);
+    else
+      ck_buf_append(b, s + i, n);
+    i += n;
+  }
+  ck_buf_putc(b, '"');
+}
+
+/* A mapping key that YAML 1.1 can only read as this same string when
+ * plain: an identifier that is not a boolean or null word. */
+static bool plain_key_ok(const char *k) {
+  static const char *const words[] = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"};
+  if (!((k[0] >= 'a' && k[0] <= 'z') || (k[0] >= 'A' && k[0] <= 'Z')))
+    return false;
+  for (const char *p = k; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '_'))
+      return false;
+  for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+    if (strcasecmp(k, words[i]) == 0)
+      return false;
+  return true;
+}
+
+static int put_scalar(ck_buf_t *b, const json_t *v) {
+  char num[64];
+  switch (json_typeof(v)) {
+  case JSON_STRING:
+    put_quoted(b, json_string_value(v), json_string_length(v));
+    return 0;
+  case JSON_TRUE:
+    ck_buf_puts(b, "true");
+    return 0;
+  case JSON_FALSE:
+    ck_buf_puts(b, "false");
+    return 0;
+  case JSON_NULL:
+    ck_buf_puts(b, "null");
+    return 0;
+  case JSON_INTEGER:
+    ck_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    return 0;
+  case JSON_REAL: {
+    /* %.17g round-trips a double; YAML 1.1 floats need a '.' to be read
+     * as floats rather than as integers or strings. */
+    snprintf(num, sizeof num, "%.17g", json_real_value(v));
+    if (strspn(num, "-0123456789.e+") != strlen(num))
+      return CK_EINVAL; /* inf/nan: jansson cannot hold them anyway */
+    char *e = strchr(num, 'e');
+    if (!strchr(num, '.')) {
+      if (e) {
+        char tail[32];
+        snprintf(tail, sizeof tail, "%s", e);
+        snprintf(e, sizeof num - (size_t)(e - num), ".0%s", tail);
+      } else {
+        strcat(num, ".0");
+      }
+    }
+    ck_buf_puts(b, num);
+    return 0;
+  }
+  default:
+    return CK_EINVAL;
+  }
+}
+
+/* Flow style for nested values: unambiguous and indentation-free. */
+static int put_flow(ck_buf_t *b, const json_t *v) {
+  if (json_is_array(v)) {
+    ck_buf_putc(b, '[');
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+      if (i)
+        ck_buf_puts(b, ", ");
+      int rc = put_flow(b, x);
+      if (rc)
+        return rc;
+    }
+    ck_buf_putc(b, ']');
+    return 0;
+  }
+  if (json_is_object(v)) {
+    ck_buf_putc(b, '{');
+    const char *k;
+    json_t *x;
+    bool first = true;
+    json_object_foreach((json_t *)v, k, x) {
+      if (!first)
+        ck_buf_puts(b, ", ");
+      first = false;
+      put_quoted(b, k, strlen(k));
+      ck_buf_puts(b, ": ");
+      int rc = put_flow(b, x);
+      if (rc)
+        return rc;
+    }
+    ck_buf_putc(b, '}');
+    return 0;
+  }
+  return put_scalar(b, v);
+}
+
+static int put_entry(ck_buf_t *b, const json_t *e) {
+  if (!json_is_object(e) || json_object_size(e) == 0) {
+    ck_buf_puts(b, "- ");
+    int rc = put_flow(b, e);
+    ck_buf_putc(b, '\n');
+    return rc;
+  }
+  const char *k;
+  json_t *v;
+  bool first = true;
+  json_object_foreach((json_t *)e, k, v) {
+    ck_buf_puts(b, first ? "- " : "  ");
+    first = false;
+    if (plain_key_ok(k))
+      ck_buf_puts(b, k);
+    else
+      put_quoted(b, k, strlen(k));
+    ck_buf_putc(b, ':');
+    int rc = 0;
+    if (json_is_array(v) && json_array_size(v) > 0) {
+      ck_buf_putc(b, '\n');
+      size_t i;
+      json_t *x;
+      json_array_foreach(v, i, x) {
+        ck_buf_puts(b, "    - ");
+        if ((rc = put_flow(b, x)) != 0)
+          return rc;
+        ck_buf_putc(b, '\n');
+      }
+      continue;
+    }
+    ck_buf_putc(b, ' ');
+    if ((rc = put_flow(b, v)) != 0)
+      return rc;
+    ck_buf_putc(b, '\n');
+  }
+  return 0;
+}
+
+int aa_emit_list(const json_t *list, char **out) {
+  *out = NULL;
+  if (!json_is_array(list))
+    return CK_EINVAL;
+  ck_buf_t b = {0};
+  if (json_array_size(list) == 0)
+    ck_buf_puts(&b, "[]\n");
+  size_t i;
+  json_t *e;
+  json_array_foreach(list, i, e) {
+    int rc = put_entry(&b, e);
+    if (rc) {
+      ck_buf_free(&b);
+      return rc;
+    }
+  }
+  if (b.oom) {
+    ck_buf_free(&b);
+    return CK_ENOMEM;
+  }
+  *out = ck_buf_steal(&b);
+  return 0;
+}
+
+int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, ck_error_t *err) {
+  char *text = NULL;
+  *out = NULL;
+  int rc = aa_emit_list(list, &text);
+  if (rc)
+    return ck_error_set(err, rc, "%s: cannot emit the entries", aa_kind_key(kind));
+  if (strlen(text) > AA_MAX_DATA_BYTES) {
+    free(text);
+    return ck_error_set(err, CK_ETOOBIG, "%s would be over the 1 MiB limit of a ConfigMap",
+                        aa_kind_key(kind));
+  }
+  aa_list_t back;
+  rc = aa_list_parse(kind, text, strlen(text), &back);
+  if (rc) {
+    ck_error_set(err, CK_EINVAL, "%s: the emitted text does not parse back: %s",
+                 aa_kind_key(kind), back.error);
+  } else if (!json_equal(back.doc, (json_t *)list)) {
+    rc = ck_error_set(err, CK_EINVAL,
+                      "%s: the emitted text parses back to different entries; nothing written",
+                      aa_kind_key(kind));
+  }
+  aa_list_free(&back);
+  if (rc) {
+    free(text);
+    return CK_EINVAL;
+  }
+  *out = text;
+  return 0;
+}
+
+void aa_entry_hash(const json_t *entry, char out[17]) {
+  char *canon = json_dumps(entry, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  if (!canon || !EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL) || mdlen < 8) {
+    /* Never equal to a real hash: treated as drift, which is safe. */
+    memset(out, '-', 16);
+  } else {
+    for (int i = 0; i < 8; i++)
+      snprintf(out + 2 * i, 3, "%02x", md[i]);
+  }
+  out[16] = '\0';
+  free(canon);
+}

@@ -1,0 +1,875 @@
+/* Table tests of the aws-auth operator's pure core (operators/aws-auth):
+ * ARN normalisation, name checks, the live parser, the emitter and the
+ * merge with its interlocks. Each table row is one adversarial case from
+ * docs/design (awsauth.md); add a row to add a case. */
+#include "cktest.h"
+
+#include "awsauth.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ACCT "111122223333"
+#define IAM "arn:aws:iam::" ACCT ":"
+
+/* ---- ARNs ----------------------------------------------------------------- */
+
+typedef struct arn_case {
+  aa_kind_t kind;
+  const char *in;
+  const char *norm; /* expected normalised ARN, or NULL: rejected */
+  const char *text; /* substring of the warning (ok) or of the reason (rejected); "" = no warning */
+} arn_case_t;
+
+static const arn_case_t arn_cases[] = {
+    {AA_ROLES, IAM "role/admin", IAM "role/admin", ""},
+    {AA_ROLES, IAM "role/Admin", IAM "role/Admin", ""},
+    {AA_ROLES, IAM "role/team/dev/admin", IAM "role/admin", "path \"team/dev/\" stripped"},
+    {AA_ROLES, IAM "role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123abcd",
+     IAM "role/AWSReservedSSO_Admin_0123abcd", "Identity Center"},
+    {AA_ROLES, "arn:aws:sts::" ACCT ":assumed-role/admin/alice@example.com", IAM "role/admin",
+     "assumed-role"},
+    {AA_ROLES, IAM "role/aws-service-role/emr-containers.amazonaws.com/AWSServiceRoleForAmazonEMRContainers",
+     IAM "role/AWSServiceRoleForAmazonEMRContainers", "service-linked"},
+    {AA_ROLES, "arn:aws-cn:iam::" ACCT ":role/a", "arn:aws-cn:iam::" ACCT ":role/a", ""},
+    {AA_ROLES, "arn:aws-us-gov:iam::" ACCT ":role/a", "arn:aws-us-gov:iam::" ACCT ":role/a", ""},
+    {AA_ROLES, "arn:aws-iso-f:iam::" ACCT ":role/a", "arn:aws-iso-f:iam::" ACCT ":role/a", ""},
+    {AA_ROLES, "arn:aws-eusc:sts::" ACCT ":assumed-role/r/s1", "arn:aws-eusc:iam::" ACCT ":role/r",
+     "assumed-role"},
+    {AA_USERS, IAM "user/alice", IAM "user/alice", ""},
+    {AA_USERS, IAM "user/ops/alice", IAM "user/ops/alice", ""},
+    {AA_ROLES, IAM "role/" "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234",
+     IAM "role/" "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij1234", ""},
+    /* rejected */
+    {AA_ROLES, "", NULL, "empty"},
+    {AA_ROLES, "ARN:aws:iam::" ACCT ":role/a", NULL, "lower-case"},
+    {AA_ROLES, "role/a", NULL, "not an ARN"},
+    {AA_ROLES, "arn:aws-foo:iam::" ACCT ":role/a", NULL, "partition"},
+    {AA_ROLES, "arn:AWS:iam::" ACCT ":role/a", NULL, "partition"},
+    {AA_ROLES, "arn:aws:s3::" ACCT ":role/a", NULL, "service"},
+    {AA_ROLES, "arn:aws:IAM::" ACCT ":role/a", NULL, "service"},
+    {AA_ROLES, "arn:aws:iam:us-east-1:" ACCT ":role/a", NULL, "region"},
+    {AA_ROLES, "arn:aws:iam::11112222333:role/a", NULL, "12 digits"},
+    {AA_ROLES, "arn:aws:iam::1111222233334:role/a", NULL, "12 digits"},
+    {AA_ROLES, "arn:aws:iam::11112222333x:role/a", NULL, "12 digits"},
+    {AA_ROLES, IAM "role/admin ", NULL, "whitespace"},
+    {AA_ROLES, IAM "role/admin\n", NULL, "whitespace"},
+    {AA_ROLES, IAM "role/ad\x01min", NULL, "control"},
+    {AA_ROLES, IAM "role/\xd0\xb0" "dmin", NULL, "non-ASCII"},
+    {AA_ROLES, IAM "role/*", NULL, "wildcard"},
+    {AA_ROLES, IAM "role/adm?n", NULL, "wildcard"},
+    {AA_ROLES, IAM "role/" "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghij12345", NULL,
+     "64"},
+    {AA_ROLES, IAM "root", NULL, "root"},
+    {AA_USERS, IAM "root", NULL, "root"},
+    {AA_ROLES, IAM "user/alice", NULL, "under mapUsers"},
+    {AA_USERS, IAM "role/admin", NULL, "under mapRoles"},
+    {AA_USERS, "arn:aws:sts::" ACCT ":assumed-role/admin/s", NULL, "under mapRoles"},
+    {AA_ROLES, "arn:aws:sts::" ACCT ":assumed-role/admin", NULL, "session"},
+    {AA_ROLES, "arn:aws:sts::" ACCT ":federated-user/bob", NULL, "assumed-role"},
+    {AA_ROLES, IAM "group/admins", NULL, "not a role"},
+    {AA_ROLES, IAM "role//admin", NULL, "empty segment"},
+    {AA_ROLES, IAM "role/", NULL, "empty"},
+    {AA_ROLES, IAM "role/a:b", NULL, "':'"},
+    {AA_ROLES, IAM "role/a!b", NULL, "IAM does not allow"},
+};
+
+CK_TEST(awsauth, arn_table) {
+  for (size_t i = 0; i < sizeof arn_cases / sizeof *arn_cases; i++) {
+    const arn_case_t *c = &arn_cases[i];
+    char *norm = NULL, warn[512], why[512] = "";
+    int rc = aa_arn_normalize(c->kind, c->in, &norm, warn, sizeof warn, why, sizeof why);
+    if (c->norm) {
+      cr_assert_eq(rc, 0, "case %zu \"%s\": rc %d (%s)", i, c->in, rc, why);
+      cr_assert_str_eq(norm, c->norm, "case %zu", i);
+      if (c->text[0])
+        cr_assert(strstr(warn, c->text), "case %zu: warning \"%s\" lacks \"%s\"", i, warn, c->text);
+      else
+        cr_assert_str_eq(warn, "", "case %zu: unexpected warning", i);
+    } else {
+      cr_assert_eq(rc, CK_EINVAL, "case %zu \"%s\" accepted as %s", i, c->in, norm ? norm : "?");
+      cr_assert_null(norm);
+      cr_assert(strstr(why, c->text), "case %zu: reason \"%s\" lacks \"%s\"", i, why, c->text);
+    }
+    free(norm);
+  }
+}
+
+/* ---- usernames and groups ------------------------------------------------ */
+
+typedef struct name_case {
+  bool group;
+  const char *in;
+  size_t len; /* 0: strlen */
+  bool ok;
+  const char *text; /* warning (ok) or reason substring; "" = no warning */
+} name_case_t;
+
+static const name_case_t name_cases[] = {
+    {false, "admin", 0, true, ""},
+    {false, "system:node:{{EC2PrivateDNSName}}", 0, true, ""},
+    {false, "{{AccountID}}:{{SessionName}}", 0, true, ""},
+    {false, "{{SessionName}}", 0, true, "chooses"},
+    {false, "{{Unknown}}", 0, true, "unknown placeholder"},
+    {false, "{{{{SessionName}}}}", 0, true, "nested"},
+    {false, "x-{{AccountID", 0, true, "unterminated"},
+    {true, "system:masters", 0, true, ""},
+    {true, "\xc3\xa9quipe", 0, true, ""}, /* legit non-ASCII */
+    {true, "{{SessionName}}", 0, false, "caller"},
+    {true, "team-{{AccessKeyID}}", 0, false, "caller"},
+    {true, "system:masters\n- rolearn: " IAM "role/evil", 0, false, "control"},
+    {false, "a\tb", 0, false, "control"},
+    {true, "a\xc2\x85" "b", 0, false, "control"},          /* NEL */
+    {true, "a\xe2\x80\xa8" "b", 0, false, "separator"},    /* U+2028 */
+    {true, "a\xe2\x80\xa9" "b", 0, false, "separator"},    /* U+2029 */
+    {true, "system:\xe2\x80\xaemasters", 0, false, "bidi"}, /* U+202E */
+    {true, "system:\xe2\x80\x8bmasters", 0, false, "invisible"}, /* U+200B */
+    {true, "\xef\xbb\xbfsystem:masters", 0, false, "invisible"}, /* BOM */
+    {true, "\xd1\x95ystem:masters", 0, false, "look-alike"},       /* Cyrillic dze */
+    {true, "system\xef\xbc\x9amasters", 0, false, "look-alike"},   /* fullwidth colon */
+    {true, "\xef\xbd\x93\xef\xbd\x99stem:masters", 0, false, "look-alike"},
+    {true, "sy\xcc\x81stem:masters", 0, false, "look-alike"},       /* combining accent */
+    {true, "", 0, false, "empty"},
+    {true, " system:masters", 0, false, "leading"},
+    {true, "system:masters ", 0, false, "trailing"},
+    {true, "ab\0cd", 5, false, "NUL"},
+    {true, "\xff", 0, false, "UTF-8"},
+};
+
+CK_TEST(awsauth, name_table) {
+  for (size_t i = 0; i < sizeof name_cases / sizeof *name_cases; i++) {
+    const name_case_t *c = &name_cases[i];
+    char warn[512] = "", why[512] = "";
+    int rc = aa_name_check(c->in, c->len ? c->len : strlen(c->in), c->group, warn, sizeof warn,
+                           why, sizeof why);
+    if (c->ok) {
+      cr_assert_eq(rc, 0, "case %zu: rejected: %s", i, why);
+      if (c->text[0])
+        cr_assert(strstr(warn, c->text), "case %zu: warning \"%s\" lacks \"%s\"", i, warn, c->text);
+      else
+        cr_assert_str_eq(warn, "", "case %zu", i);
+    } else {
+      cr_assert_eq(rc, CK_EINVAL, "case %zu accepted", i);
+      cr_assert(strstr(why, c->text), "case %zu: reason \"%s\" lacks \"%s\"", i, why, c->text);
+    }
+  }
+  char longname[AA_MAX_NAME_LEN + 2];
+  memset(longname, 'a', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  char why[256];
+  cr_assert_eq(aa_name_check(longname, strlen(longname), true, NULL, 0, why, sizeof why), CK_EINVAL);
+}
+
+/* ---- the live parser ------------------------------------------------------ */
+
+#define NODE_LIVE                                                                                  \
+  "- rolearn: " IAM "role/node\n  username: system:node:{{EC2PrivateDNSName}}\n  groups:\n"       \
+  "  - system:bootstrappers\n  - system:nodes\n"
+
+typedef struct parse_case {
+  const char *text; /* NULL: key absent */
+  bool ok;
+  /* ok: the entries, ','-joined: the key, "-" when the authenticator drops
+   * the entry, a '!' suffix when it carries system:nodes, and "=user" for
+   * the effective username. Failure: a substring of the error. */
+  const char *want;
+} parse_case_t;
+
+static const parse_case_t parse_cases[] = {
+    {NULL, true, ""},
+    {"", true, ""},
+    {"# only a comment\n", true, ""},
+    {"[]", true, ""},
+    {NODE_LIVE, true, "arn:aws:iam::111122223333:role/node!=system:node:{{EC2PrivateDNSName}}"},
+    /* field names match case-insensitively; the key is lower-cased */
+    {"- RoleARN: " IAM "role/Admin\n  UserName: bob\n", true, IAM "role/admin=bob"},
+    /* encoding/json folding: long s matches 's' */
+    {"- rolearn: " IAM "role/a\n  u\xc5\xbf" "ername: bob\n", true, IAM "role/a=bob"},
+    /* both spellings: sorted order, the last ("rolearn") wins */
+    {"- rolearn: " IAM "role/x\n  ROLEARN: " IAM "role/y\n", true, IAM "role/x"},
+    {"- username: no-arn\n", true, "-=no-arn"},
+    {"- rolearn: 123\n", true, "-"},
+    {"- rolearn: ~\n", true, "-"},
+    {"- rolearn: ''\n", true, "-"},
+    {"- just a string\n- 42\n- [1]\n", true, "-,-,-"},
+    /* YAML 1.1: yes is a boolean, not a username */
+    {"- rolearn: " IAM "role/a\n  username: yes\n", true, IAM "role/a"},
+    {"- rolearn: " IAM "role/a\n  rolearn: " IAM "role/b\n", true, IAM "role/b"},
+    {"- rolearn: " IAM "role/a\n- rolearn: " IAM "role/A\n", true, IAM "role/a," IAM "role/a"},
+    /* go-yaml reads the first document only */
+    {"- rolearn: " IAM "role/a\n---\n- rolearn: " IAM "role/b\n", true, IAM "role/a"},
+    {"---\n...\n", true, ""},
+    {"- rolearn: " IAM "role/a\r\n  username: crlf\r\n", true, IAM "role/a=crlf"},
+    {"\xef\xbb\xbf- rolearn: " IAM "role/a\n", true, IAM "role/a"},
+    {"# head\n- rolearn: " IAM "role/a # tail\n  username: u # c\n", true, IAM "role/a=u"},
+    {"[{\"rolearn\": \"" IAM "role/a\", \"groups\": [\"system:nodes\"]}]", true, IAM "role/a!"},
+    {"- &e {rolearn: " IAM "role/a}\n- *e\n", true, IAM "role/a," IAM "role/a"},
+    {"- rolearn: " IAM "role/a\n  groups: [system:nodes]\n  groups: ~\n", true, IAM "role/a"},
+    /* the whole key is unusable */
+    {"- rolearn: [unclosed\n", false, "mapRoles: line"},
+    {"rolearn: x\n", false, "not a YAML list"},
+    {"{\"rolearn\": \"x\"}", false, "not a YAML list"},
+    {"- rolearn: a\n\tusername: b\n", false, "mapRoles"},
+    {"a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+     "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+     "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
+     false, "mapRoles"},
+    {"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]",
+     false, "mapRoles"},
+    {"%TAG ! tag:x\n--- []\n", false, "directive"},
+};
+
+CK_TEST(awsauth, parse_table) {
+  for (size_t i = 0; i < sizeof parse_cases / sizeof *parse_cases; i++) {
+    const parse_case_t *c = &parse_cases[i];
+    aa_list_t l;
+    int rc = aa_list_parse(AA_ROLES, c->text, c->text ? strlen(c->text) : 0, &l);
+    if (!c->ok) {
+      cr_assert_neq(rc, 0, "case %zu parsed", i);
+      cr_assert_eq(l.n, 0);
+      cr_assert(strstr(l.error, c->want), "case %zu: error \"%s\" lacks \"%s\"", i, l.error,
+                c->want);
+      aa_list_free(&l);
+      continue;
+    }
+    cr_assert_eq(rc, 0, "case %zu: %s", i, l.error);
+    cr_assert_eq(l.present, c->text != NULL);
+    char got[2048] = "";
+    for (size_t j = 0; j < l.n; j++) {
+      size_t u = strlen(got);
+      snprintf(got + u, sizeof got - u, "%s%s%s%s%s", j ? "," : "", l.v[j].key ? l.v[j].key : "-",
+               l.v[j].nodes ? "!" : "", l.v[j].username ? "=" : "",
+               l.v[j].username ? l.v[j].username : "");
+    }
+    cr_assert_str_eq(got, c->want, "case %zu", i);
+    aa_list_free(&l);
+  }
+}
+
+CK_TEST(awsauth, parse_over_one_mib_refused) {
+  size_t n = AA_MAX_DATA_BYTES + 10;
+  char *big = malloc(n + 1);
+  cr_assert_not_null(big);
+  memset(big, '#', n);
+  big[n] = '\0';
+  aa_list_t l;
+  cr_assert_eq(aa_list_parse(AA_USERS, big, n, &l), CK_ETOOBIG);
+  cr_assert(strstr(l.error, "mapUsers"));
+  aa_list_free(&l);
+  free(big);
+}
+
+/* ---- the emitter ----------------------------------------------------------- */
+
+typedef struct emit_case {
+  const char *json; /* the list */
+  const char *yaml; /* exact text; NULL: only the round trip is checked */
+} emit_case_t;
+
+static const emit_case_t emit_cases[] = {
+    {"[]", "[]\n"},
+    {"[{\"rolearn\": \"" IAM "role/a\", \"username\": \"yes\", \"groups\": [\"012\", \"~\", \"on\"]}]",
+     "- rolearn: \"" IAM "role/a\"\n  username: \"yes\"\n  groups:\n    - \"012\"\n    - \"~\"\n"
+     "    - \"on\"\n"},
+    {"[{\"rolearn\": \"a\", \"username\": \"x\\n- rolearn: evil\"}]",
+     "- rolearn: \"a\"\n  username: \"x\\n- rolearn: evil\"\n"},
+    {"[{\"u\": \"a\\u0085b\\u2028c\\u2029d\\u202ee\\u200bf\\ufeffg\"}]",
+     "- u: \"a\\u0085b\\u2028c\\u2029d\\u202Ee\\u200Bf\\uFEFFg\"\n"},
+    {"[{\"u\": \"\\u00e9t\\u00e9 \\ud83d\\ude00\"}]", "- u: \"\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80\"\n"},
+    {"[{\"rolearn\": \"a\", \"username\": true, \"n\": 12, \"f\": 1.5, \"z\": null, \"neg\": -3}]",
+     "- rolearn: \"a\"\n  username: true\n  \"n\": 12\n  f: 1.5\n  z: null\n  neg: -3\n"},
+    {"[{\"big\": 1e300, \"small\": 1e-7, \"whole\": 2.0}]", "- big: 1.0000000000000001e+300\n"
+     "  small: 9.9999999999999995e-08\n  whole: 2.0\n"},
+    {"[{\"rolearn\": \"a\", \"sso\": {\"permissionSetName\": \"x\", \"accountID\": \"1\"}}]",
+     "- rolearn: \"a\"\n  sso: {\"permissionSetName\": \"x\", \"accountID\": \"1\"}\n"},
+    {"[{\"yes\": \"a\", \"a b\": \"c\", \"<<\": \"m\", \"On\": 1, \"k_1\": 2}]",
+     "- \"yes\": \"a\"\n  \"a b\": \"c\"\n  \"<<\": \"m\"\n  \"On\": 1\n  k_1: 2\n"},
+    {"[\"str\", 5, null, [], {}, [1, {\"a\": [true]}]]",
+     "- \"str\"\n- 5\n- null\n- []\n- {}\n- [1, {\"a\": [true]}]\n"},
+    {"[{\"groups\": []}]", "- groups: []\n"},
+    {"[{\"g\": [\"*\", \"&a\", \"!!str\", \"|\", \">\", \"#\", \"---\", \"? x\", \"%\", \"{{SessionName}}\", "
+     "\"'\", \"\\\"\", \"\\\\\", \"@\", \"`\", \": \", \"- \", \"...\", \"\\t\", \"\\r\", \"\\u0000\"]}]",
+     NULL},
+};
+
+CK_TEST(awsauth, emit_table) {
+  for (size_t i = 0; i < sizeof emit_cases / sizeof *emit_cases; i++) {
+    json_t *list = json_loads(emit_cases[i].json, JSON_ALLOW_NUL, NULL);
+    cr_assert_not_null(list, "case %zu: bad JSON", i);
+    char *text = NULL;
+    ck_error_t err = {0};
+    int rc = aa_emit_checked(AA_ROLES, list, &text, &err);
+    cr_assert_eq(rc, 0, "case %zu: %s", i, err.message);
+    if (emit_cases[i].yaml)
+      cr_assert_str_eq(text, emit_cases[i].yaml, "case %zu", i);
+    free(text);
+    json_decref(list);
+  }
+}
+
+CK_TEST(awsauth, emit_quotes_every_string) {
+  /* Line by line: after the structural prefix, a string is always quoted. */
+  json_t *list = cktest_json("[{\"rolearn\": \"r\", \"username\": \"null\", \"groups\": [\"~\"]}]");
+  char *text = NULL;
+  cr_assert_eq(aa_emit_list(list, &text), 0);
+  cr_assert(strstr(text, "username: \"null\"") && strstr(text, "- \"~\""), "%s", text);
+  free(text);
+  json_decref(list);
+}
+
+/* ---- the merge ------------------------------------------------------------- */
+
+/* Objects are written with single quotes (no test string needs one). */
+#define META_X(n, ts, extra)                                                                        \
+  "'metadata':{'namespace':'kube-system','name':'" n "','uid':'uid-" n "','creationTimestamp':'" ts \
+  "','generation':3,'finalizers':['crdkit.io/aws-auth']" extra "}"
+#define DEL ",'deletionTimestamp':'2030-01-01T00:00:00Z'"
+#define ROLE_X(n, ts, mdx, role, user, grp, specx)                                                  \
+  "{" META_X(n, ts, mdx) ",'spec':{'mapRoles':[{'rolearn':'" IAM "role/" role "','username':'" user \
+  "','groups':['" grp "']}]" specx "}}"
+#define ROLE(n, ts, role, user, grp) ROLE_X(n, ts, "", role, user, grp, "")
+#define USER(n, ts, u, user, grp)                                                                   \
+  "{" META_X(n, ts, "") ",'spec':{'mapUsers':[{'userarn':'" IAM "user/" u "','username':'" user    \
+  "','groups':['" grp "']}]}}"
+#define NODE_OBJ(n, ts, mdx)                                                                        \
+  "{" META_X(n, ts, mdx) ",'spec':{'mapRoles':[{'rolearn':'" IAM "role/node','username':'system:node:{{EC2PrivateDNSName}}','groups':['system:bootstrappers','system:nodes']}]}}"
+
+#define OWN(role, user, grp)                                                                       \
+  "- rolearn: \"" IAM "role/" role "\"\n  username: \"" user "\"\n  groups:\n    - \"" grp "\"\n"
+#define OWN_USER(u, user, grp)                                                                     \
+  "- userarn: \"" IAM "user/" u "\"\n  username: \"" user "\"\n  groups:\n    - \"" grp "\"\n"
+#define NODE_EMIT                                                                                  \
+  "- rolearn: \"" IAM "role/node\"\n  username: \"system:node:{{EC2PrivateDNSName}}\"\n"          \
+  "  groups:\n    - \"system:bootstrappers\"\n    - \"system:nodes\"\n"
+#define T1 "2024-01-01T00:00:00Z"
+#define T2 "2024-02-01T00:00:00Z"
+#define T3 "2024-03-01T00:00:00Z"
+static const char any_marker[] = "any";
+#define ANY any_marker /* do not check this output */
+
+typedef struct merge_case {
+  const char *name;
+  /* The live ConfigMap: absent when live_absent; data.mapRoles/mapUsers
+   * NULL = key absent; mapAccounts is always set so we can see it kept. */
+  bool live_absent;
+  const char *roles, *users, *annotation;
+  /* Optional first reconcile whose result is applied, then edit_roles (if
+   * set) replaces data.mapRoles as someone else's edit would. */
+  const char *stage1;
+  const char *edit_roles;
+  const char *objects; /* the reconcile under test */
+  aa_opts_t opts;
+  aa_block_t blocked;
+  const char *want_roles, *want_users; /* NULL: key not rewritten; ANY */
+  bool write;
+  /* Per object in input order, ','-separated, exact flag sets: V valid /
+   * I invalid, C conflicted, S suspended, D deleting, R releasable after
+   * write, N releasable now, W warnings. */
+  const char *flags;
+  const char *text; /* substring of blocked_msg or of some status message */
+  int drifted;      /* -1: don't check */
+} merge_case_t;
+
+static const merge_case_t merge_cases[] = {
+    {.name = "absent ConfigMap is created", .live_absent = true,
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .want_roles = OWN("admin", "admin", "system:masters"), .write = true, .flags = "V"},
+    {.name = "missing data: adds, keeps nothing else", .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .want_roles = OWN("admin", "admin", "system:masters"), .write = true, .flags = "V"},
+    {.name = "foreign node entry kept first, mapAccounts untouched", .roles = NODE_LIVE,
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .want_roles = NODE_EMIT OWN("admin", "admin", "system:masters"), .write = true, .flags = "V"},
+    {.name = "foreign unknown fields (sso, userid) preserved exactly",
+     .roles = "- rolearn: " IAM "role/sso\n  username: sso\n  userid: AROAEXAMPLE\n  sso:\n"
+              "    permissionSetName: Admin\n    accountID: \"111122223333\"\n  extra: 012\n",
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .want_roles = "- rolearn: \"" IAM "role/sso\"\n  username: \"sso\"\n  userid: \"AROAEXAMPLE\"\n"
+                   "  sso: {\"permissionSetName\": \"Admin\", \"accountID\": \"111122223333\"}\n"
+                   "  extra: 10\n" OWN("admin", "admin", "system:masters"),
+     .write = true, .flags = "V"},
+    {.name = "foreign entries the authenticator drops are kept too",
+     .roles = "- username: orphan\n- 42\n",
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .want_roles = "- username: \"orphan\"\n- 42\n" OWN("admin", "admin", "system:masters"),
+     .write = true, .flags = "V"},
+    {.name = "CRLF, comments, BOM in the live key",
+     .roles = "\xef\xbb\xbf# managed by hand\r\n- rolearn: " IAM "role/x # c\r\n  username: x\r\n",
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .want_roles = "- rolearn: \"" IAM "role/x\"\n  username: \"x\"\n" OWN("admin", "admin", "system:masters"),
+     .write = true, .flags = "V"},
+    {.name = "nothing to change: no write", .roles = NODE_LIVE, .objects = "[]",
+     .want_roles = NULL, .write = false},
+    {.name = "unparsable mapRoles: Degraded, nothing written", .roles = "- rolearn: [\n",
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .blocked = AA_BLOCK_UNPARSABLE, .flags = "V", .text = "mapRoles: line"},
+    {.name = "unparsable mapUsers blocks too", .users = "a: [\n",
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .blocked = AA_BLOCK_UNPARSABLE, .flags = "V", .text = "mapUsers"},
+    {.name = "alias bomb in live data", .roles = "a: &a [x,x,x,x,x,x,x,x,x,x]\nb: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n"
+     "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"
+     "e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d,*d]\nf: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e,*e]\n",
+     .objects = "[]", .blocked = AA_BLOCK_UNPARSABLE, .text = "mapRoles"},
+    {.name = "two objects, same ARN: oldest wins",
+     .objects = "[" ROLE("young", T2, "admin", "young", "view") "," ROLE("old", T1, "admin", "old", "system:masters") "]",
+     .want_roles = OWN("admin", "old", "system:masters"), .write = true, .flags = "VC,V",
+     .text = "kube-system/old, which is older"},
+    {.name = "same creationTimestamp: namespace/name decides",
+     .objects = "[" ROLE("b", T1, "admin", "b", "view") "," ROLE("a", T1, "admin", "a", "edit") "]",
+     .want_roles = OWN("admin", "a", "edit"), .write = true, .flags = "VC,V"},
+    {.name = "ARN case differs: still one key, conflict",
+     .objects = "[" ROLE("a", T1, "Admin", "a", "edit") "," ROLE("b", T2, "admin", "b", "view") "]",
+     .want_roles = OWN("Admin", "a", "edit"), .write = true, .flags = "V,VC"},
+    {.name = "deleting the winner hands over to the loser",
+     .stage1 = "[" ROLE("old", T1, "admin", "old", "system:masters") "," ROLE("young", T2, "admin", "young", "view") "]",
+     .objects = "[" ROLE_X("old", T1, DEL, "admin", "old", "system:masters", "") "," ROLE("young", T2, "admin", "young", "view") "]",
+     .want_roles = OWN("admin", "young", "view"), .write = true, .flags = "VDR,V"},
+    {.name = "foreign entry wins over an AWSAuth",
+     .roles = "- rolearn: " IAM "role/admin\n  username: hand\n  groups: [system:masters]\n",
+     .objects = "[" ROLE("a", T1, "admin", "a", "view") "]",
+     .want_roles = NULL, .write = false, .flags = "VC", .text = "takeOver"},
+    {.name = "takeOver adopts the foreign entry (all duplicates)",
+     .roles = "- rolearn: " IAM "role/admin\n  username: hand\n- rolearn: " IAM "role/x\n- rolearn: " IAM "role/ADMIN\n",
+     .objects = "[" ROLE_X("a", T1, "", "admin", "a", "view", ",'takeOver':true") "]",
+     .want_roles = "- rolearn: \"" IAM "role/x\"\n" OWN("admin", "a", "view"), .write = true, .flags = "V"},
+    {.name = "takeOver of a node entry without system:nodes is refused", .roles = NODE_LIVE,
+     .objects = "[" ROLE_X("a", T1, "", "node", "a", "view", ",'takeOver':true") "]",
+     .blocked = AA_BLOCK_NODES, .flags = "V", .text = "system:nodes"},
+    {.name = "node entry dropped from a spec is refused",
+     .stage1 = "[" NODE_OBJ("n", T1, "") "]",
+     .objects = "[" ROLE("n", T1, "other", "o", "view") "]",
+     .blocked = AA_BLOCK_NODES, .flags = "V", .text = "removed from its AWSAuth's spec"},
+    {.name = "node entry removed by deleting its owner", .stage1 = "[" NODE_OBJ("n", T1, "") "]",
+     .objects = "[" NODE_OBJ("n", T1, DEL) "]", .want_roles = "[]\n", .write = true, .flags = "VDR"},
+    {.name = "a key that becomes empty is rewritten",
+     .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .objects = "[" ROLE_X("a", T1, DEL, "admin", "admin", "system:masters", "") "]",
+     .want_roles = "[]\n", .write = true, .flags = "VDR"},
+    {.name = "Retain: entries stay, become foreign",
+     .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .objects = "[" ROLE_X("a", T1, DEL, "admin", "admin", "system:masters", ",'deletionPolicy':'Retain'") "]",
+     .want_roles = NULL, .write = true, .flags = "VDR"},
+    {.name = "deleting an object that owns nothing: finalizer can go now",
+     .objects = "[" ROLE_X("a", T1, DEL, "admin", "admin", "system:masters", "") "]",
+     .want_roles = NULL, .write = false, .flags = "VDRN"},
+    {.name = "suspend freezes its entries",
+     .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .objects = "[" ROLE_X("a", T1, "", "admin", "changed", "view", ",'suspend':true") "]",
+     .want_roles = NULL, .write = false, .flags = "VS"},
+    {.name = "suspended object adds nothing",
+     .objects = "[" ROLE_X("a", T1, "", "admin", "a", "view", ",'suspend':true") "]",
+     .want_roles = NULL, .write = false, .flags = "VS"},
+    {.name = "drift repaired", .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .edit_roles = "- rolearn: " IAM "role/admin\n  username: admin\n  groups: [system:masters, evil]\n",
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .want_roles = OWN("admin", "admin", "system:masters"), .write = true, .flags = "V", .drifted = 1},
+    {.name = "drift reported, not repaired", .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .edit_roles = "- rolearn: " IAM "role/admin\n  username: admin\n  groups: [system:masters, evil]\n",
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .opts = {.drift = AA_DRIFT_REPORT}, .want_roles = NULL, .write = false, .flags = "V", .drifted = 1},
+    {.name = "owned entry removed by someone: re-added",
+     .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]", .edit_roles = "[]",
+     .objects = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .want_roles = OWN("admin", "admin", "system:masters"), .write = true, .flags = "V", .drifted = 1},
+    {.name = "spec change updates in place, no drift",
+     .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .objects = "[" ROLE("a", T1, "admin", "admin", "view") "]",
+     .want_roles = OWN("admin", "admin", "view"), .write = true, .flags = "V", .drifted = 0},
+    {.name = "both mapRoles and mapUsers: Invalid",
+     .objects = "[{" META_X("a", T1, "") ",'spec':{'mapRoles':[],'mapUsers':[]}}]",
+     .want_roles = NULL, .flags = "I", .text = "exactly one of mapRoles or mapUsers"},
+    {.name = "neither list: Invalid", .objects = "[{" META_X("a", T1, "") ",'spec':{}}]",
+     .flags = "I", .text = "exactly one"},
+    {.name = "bad ARN: Invalid with the reason",
+     .objects = "[" ROLE("a", T1, "ad*min", "a", "view") "]", .flags = "I",
+     .text = "spec.mapRoles[0].rolearn: ARN contains a wildcard"},
+    {.name = "user ARN under mapRoles: Invalid",
+     .objects = "[{" META_X("a", T1, "") ",'spec':{'mapRoles':[{'rolearn':'" IAM "user/bob','username':'b'}]}}]",
+     .flags = "I", .text = "under mapUsers"},
+    {.name = "injection through username: Invalid",
+     .objects = "[" ROLE("a", T1, "admin", "x\\n- rolearn: " IAM "role/evil", "view") "]",
+     .flags = "I", .text = "spec.mapRoles[0].username"},
+    {.name = "homoglyph of system:masters: Invalid",
+     .objects = "[" ROLE("a", T1, "admin", "a", "\xd1\x95ystem:masters") "]",
+     .flags = "I", .text = "look-alike"},
+    {.name = "invalid object keeps what it wrote",
+     .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]",
+     .objects = "[" ROLE("a", T1, "admin ", "admin", "system:masters") "]",
+     .want_roles = NULL, .write = false, .flags = "I"},
+    {.name = "YAML 1.1 look-alikes stay strings",
+     .objects = "[" ROLE("a", T1, "admin", "yes", "012") "]",
+     .want_roles = OWN("admin", "yes", "012"), .write = true, .flags = "V"},
+    {.name = "YAML syntax characters stay strings",
+     .objects = "[" ROLE("a", T1, "admin", "&a *b !!str | > # --- ? %", "{{SessionName}}-x") "]",
+     .flags = "I", .text = "caller"},
+    {.name = "path stripped with a warning",
+     .objects = "[" ROLE("a", T1, "team/admin", "a", "view") "]",
+     .want_roles = OWN("admin", "a", "view"), .write = true, .flags = "VW", .text = "stripped"},
+    {.name = "mapUsers object", .users = "- userarn: " IAM "user/hand\n  username: hand\n",
+     .objects = "[" USER("u", T1, "alice", "alice", "view") "]",
+     .want_users = "- userarn: \"" IAM "user/hand\"\n  username: \"hand\"\n" OWN_USER("alice", "alice", "view"),
+     .write = true, .flags = "V"},
+    {.name = "owned entries but no objects (unsynced cache?)",
+     .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]", .objects = "[]",
+     .blocked = AA_BLOCK_NO_OBJECTS, .text = "no AWSAuth"},
+    {.name = "orphans removed when allowed",
+     .stage1 = "[" ROLE("a", T1, "admin", "admin", "system:masters") "]", .objects = "[]",
+     .opts = {.allow_orphan_removal = true}, .want_roles = "[]\n", .write = true},
+    {.name = "unreadable ownership annotation", .annotation = "not json",
+     .objects = "[" ROLE("a", T1, "admin", "a", "view") "]", .blocked = AA_BLOCK_ANNOTATION,
+     .flags = "V", .text = AA_OWNERS_ANNOTATION},
+};
+
+static json_t *quotes(const char *s) {
+  char *t = strdup(s);
+  for (char *p = t; *p; p++)
+    if (*p == '\'')
+      *p = '"';
+  json_t *j = cktest_json(t);
+  free(t);
+  return j;
+}
+
+static json_t *make_cm(const merge_case_t *c) {
+  json_t *cm = json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:{s:s}},s:{s:s,s:s},s:{s:s}}", "apiVersion", "v1", "kind",
+                         "ConfigMap", "metadata", "name", "aws-auth", "namespace", "kube-system",
+                         "resourceVersion", "7", "labels", "keep", "me", "data", "mapAccounts",
+                         "- \"" ACCT "\"\n", "other", "x", "binaryData", "blob", "AAEC");
+  json_t *data = json_object_get(cm, "data");
+  if (c->roles)
+    json_object_set_new(data, "mapRoles", json_string(c->roles));
+  if (c->users)
+    json_object_set_new(data, "mapUsers", json_string(c->users));
+  if (c->annotation)
+    json_object_set_new(json_object_get(cm, "metadata"), "annotations",
+                        json_pack("{s:s}", AA_OWNERS_ANNOTATION, c->annotation));
+  return cm;
+}
+
+static aa_result_t *reconcile_ok(const json_t *live, const json_t *objs, const aa_opts_t *o) {
+  aa_result_t *r = NULL;
+  ck_error_t err = {0};
+  cr_assert_eq(aa_reconcile(live, objs, o, &r, &err), 0, "%s", err.message);
+  return r;
+}
+
+static json_t *apply_ok(const json_t *live, const aa_result_t *r) {
+  json_t *cm = NULL;
+  ck_error_t err = {0};
+  cr_assert_eq(aa_apply(live, NULL, r, &cm, &err), 0, "%s", err.message);
+  return cm;
+}
+
+static bool status_has(const aa_result_t *r, const char *text) {
+  if (r->blocked_msg && strstr(r->blocked_msg, text))
+    return true;
+  for (size_t i = 0; i < r->nobjs; i++) {
+    const aa_obj_status_t *s = &r->objs[i];
+    if ((s->invalid_msg && strstr(s->invalid_msg, text)) ||
+        (s->conflict_msg && strstr(s->conflict_msg, text)))
+      return true;
+    size_t j;
+    json_t *w;
+    json_array_foreach(s->warnings, j, w) {
+      if (strstr(json_string_value(w), text))
+        return true;
+    }
+  }
+  return false;
+}
+
+static void check_flags(const merge_case_t *c, const aa_result_t *r) {
+  const char *f = c->flags ? c->flags : "";
+  for (size_t i = 0; i < r->nobjs; i++) {
+    const aa_obj_status_t *s = &r->objs[i];
+    char got[16];
+    size_t n = 0;
+    got[n++] = s->valid ? 'V' : 'I';
+    if (s->conflicted) got[n++] = 'C';
+    if (s->suspended) got[n++] = 'S';
+    if (s->deleting) got[n++] = 'D';
+    if (s->release_after_write) got[n++] = 'R';
+    if (s->release_now) got[n++] = 'N';
+    if (json_array_size(s->warnings)) got[n++] = 'W';
+    got[n] = '\0';
+    size_t wl = strcspn(f, ",");
+    cr_assert(wl == n && memcmp(f, got, n) == 0, "%s: object %zu flags %s, want %.*s (%s %s)",
+              c->name, i, got, (int)wl, f, s->invalid_msg ? s->invalid_msg : "",
+              s->conflict_msg ? s->conflict_msg : "");
+    f += wl + (f[wl] == ',');
+  }
+  cr_assert_eq(*f, '\0', "%s: flags for more objects than given", c->name);
+}
+
+static void check_out(const char *name, const char *what, const char *got, const char *want) {
+  if (want == ANY)
+    return;
+  if (!want)
+    cr_assert_null(got, "%s: %s rewritten:\n%s", name, what, got);
+  else
+    cr_assert(got && !strcmp(got, want), "%s: %s is\n%s\nwant\n%s", name, what, got ? got : "(null)",
+              want);
+}
+
+static json_t *reversed(const json_t *a) {
+  json_t *r = json_array();
+  for (size_t i = json_array_size(a); i-- > 0;)
+    json_array_append(r, json_array_get(a, i));
+  return r;
+}
+
+static void run_merge_case(const merge_case_t *c) {
+  json_t *live = c->live_absent ? NULL : make_cm(c);
+  if (c->stage1) {
+    json_t *o1 = quotes(c->stage1);
+    aa_result_t *r1 = reconcile_ok(live, o1, NULL);
+    cr_assert_eq(r1->blocked, AA_BLOCK_NONE, "%s: stage 1 blocked: %s", c->name, r1->blocked_msg);
+    json_t *next = apply_ok(live, r1);
+    json_decref(live);
+    live = next;
+    aa_result_free(r1);
+    json_decref(o1);
+    if (c->edit_roles)
+      json_object_set_new(json_object_get(live, "data"), "mapRoles", json_string(c->edit_roles));
+  }
+  json_t *objs = quotes(c->objects);
+  aa_result_t *r = reconcile_ok(live, objs, &c->opts);
+  cr_assert_eq(r->blocked, c->blocked, "%s: blocked %s (%s), want %s", c->name,
+               aa_block_reason(r->blocked), r->blocked_msg ? r->blocked_msg : "",
+               aa_block_reason(c->blocked));
+  check_flags(c, r);
+  if (c->text)
+    cr_assert(status_has(r, c->text), "%s: no message with \"%s\"", c->name, c->text);
+  if (c->drifted >= 0 && c->stage1)
+    cr_assert_eq(r->drifted, (size_t)c->drifted, "%s: drifted %zu", c->name, r->drifted);
+  if (c->blocked) {
+    cr_assert(!r->write_needed && !r->map_roles && !r->map_users, "%s: blocked but writes", c->name);
+    cr_assert_not_null(r->blocked_msg);
+  } else {
+    check_out(c->name, "mapRoles", r->map_roles, c->want_roles);
+    check_out(c->name, "mapUsers", r->map_users, c->want_users);
+    cr_assert_eq(r->write_needed, c->write, "%s: write_needed %d", c->name, r->write_needed);
+    /* Determinism: the objects in another order give the same bytes. */
+    json_t *rev = reversed(objs);
+    aa_result_t *r2 = reconcile_ok(live, rev, &c->opts);
+    cr_assert_str_eq(r2->owners, r->owners, "%s: owners differ by input order", c->name);
+    check_out(c->name, "mapRoles (reversed input)", r2->map_roles, r->map_roles);
+    check_out(c->name, "mapUsers (reversed input)", r2->map_users, r->map_users);
+    aa_result_free(r2);
+    json_decref(rev);
+    if (r->write_needed && live) {
+      /* Other keys, labels and binaryData survive; a second pass is a no-op. */
+      json_t *after = apply_ok(live, r);
+      json_t *d = json_object_get(after, "data");
+      cr_assert_str_eq(json_string_value(json_object_get(d, "mapAccounts")), "- \"" ACCT "\"\n");
+      cr_assert_str_eq(json_string_value(json_object_get(d, "other")), "x");
+      cr_assert_str_eq(cktest_jstr(after, "binaryData.blob"), "AAEC");
+      cr_assert_str_eq(cktest_jstr(after, "metadata.labels.keep"), "me");
+      cr_assert_str_eq(cktest_jstr(after, "metadata.resourceVersion"), "7");
+      cr_assert_null(json_object_get(json_object_get(after, "metadata"), "ownerReferences"));
+      aa_result_t *r3 = reconcile_ok(after, objs, &c->opts);
+      cr_assert(!r3->write_needed && !r3->blocked, "%s: second pass writes again (%s)", c->name,
+                r3->blocked_msg ? r3->blocked_msg : "");
+      aa_result_free(r3);
+      json_decref(after);
+    }
+  }
+  aa_result_free(r);
+  json_decref(objs);
+  json_decref(live);
+}
+
+CK_TEST(awsauth, merge_table) {
+  for (size_t i = 0; i < sizeof merge_cases / sizeof *merge_cases; i++)
+    run_merge_case(&merge_cases[i]);
+}
+
+/* ---- cases that need more than a table row ------------------------------- */
+
+/* An object mapping `n` roles named <prefix>N, with `pad` bytes of username. */
+static json_t *many_roles(const char *name, const char *ts, size_t n, const char *prefix,
+                          size_t pad, const char *mdextra) {
+  json_t *roles = json_array();
+  char *user = malloc(pad + 2);
+  memset(user, 'u', pad + 1);
+  user[pad + 1] = '\0';
+  for (size_t i = 0; i < n; i++) {
+    char arn[128];
+    snprintf(arn, sizeof arn, IAM "role/%s%zu", prefix, i);
+    json_array_append_new(roles, json_pack("{s:s,s:s,s:[s]}", "rolearn", arn, "username", user,
+                                           "groups", "view"));
+  }
+  free(user);
+  char meta[512];
+  snprintf(meta, sizeof meta,
+           "{\"namespace\":\"kube-system\",\"name\":\"%s\",\"uid\":\"uid-%s\","
+           "\"creationTimestamp\":\"%s\"%s}",
+           name, name, ts, mdextra);
+  json_t *o = json_pack("{s:o,s:{s:o}}", "metadata", cktest_json(meta), "spec", "mapRoles", roles);
+  return o;
+}
+
+CK_TEST(awsauth, missing_or_null_data) {
+  static const char *const cms[] = {
+      "{\"metadata\":{\"name\":\"aws-auth\",\"namespace\":\"kube-system\"}}",
+      "{\"metadata\":{\"name\":\"aws-auth\",\"namespace\":\"kube-system\"},\"data\":null}",
+      "{\"metadata\":{\"name\":\"aws-auth\"},\"data\":{\"mapAccounts\":\"[]\"},"
+      "\"binaryData\":{\"b\":\"AAAA\"}}",
+  };
+  for (size_t i = 0; i < sizeof cms / sizeof *cms; i++) {
+    json_t *live = cktest_json(cms[i]);
+    json_t *objs = quotes("[" ROLE("a", T1, "admin", "admin", "system:masters") "]");
+    aa_result_t *r = reconcile_ok(live, objs, NULL);
+    cr_assert_eq(r->blocked, AA_BLOCK_NONE, "cm %zu: %s", i, r->blocked_msg);
+    cr_assert_str_eq(r->map_roles, OWN("admin", "admin", "system:masters"));
+    cr_assert_null(r->map_users);
+    json_t *after = apply_ok(live, r);
+    cr_assert_str_eq(cktest_jstr(after, "data.mapRoles"), r->map_roles);
+    aa_result_free(r);
+    json_decref(after);
+    json_decref(objs);
+    json_decref(live);
+  }
+}
+
+CK_TEST(awsauth, non_string_data_value_is_unparsable) {
+  json_t *live = cktest_json("{\"data\":{\"mapRoles\":5}}");
+  aa_result_t *r = reconcile_ok(live, NULL, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_UNPARSABLE);
+  cr_assert(strstr(r->parse_error, "not a string"));
+  aa_result_free(r);
+  json_decref(live);
+}
+
+CK_TEST(awsauth, ownership_annotation_shape) {
+  json_t *objs = quotes("[" ROLE("a", T1, "Admin", "admin", "system:masters") "]");
+  aa_result_t *r = reconcile_ok(NULL, objs, NULL);
+  json_t *ann = cktest_json(r->owners);
+  json_t *rec = json_object_get(ann, IAM "role/admin"); /* key lower-cased */
+  cr_assert(json_is_object(rec), "%s", r->owners);
+  cr_assert_str_eq(json_string_value(json_object_get(rec, "owner")), "kube-system/a");
+  cr_assert_str_eq(json_string_value(json_object_get(rec, "uid")), "uid-a");
+  cr_assert_eq(strlen(json_string_value(json_object_get(rec, "hash"))), 16);
+  cr_assert_eq(r->objs[0].entries, 1);
+  cr_assert_str_eq(json_string_value(json_array_get(r->objs[0].arns, 0)), IAM "role/Admin");
+  cr_assert_eq(r->objs[0].generation, 3);
+  cr_assert(r->objs[0].has_finalizer);
+  cr_assert(r->recreate && r->write_needed && r->added == 1);
+  json_t *cm = apply_ok(NULL, r);
+  cr_assert_str_eq(cktest_jstr(cm, "metadata.name"), "aws-auth");
+  cr_assert_str_eq(cktest_jstr(cm, "metadata.namespace"), "kube-system");
+  json_decref(cm);
+  json_decref(ann);
+  aa_result_free(r);
+  json_decref(objs);
+}
+
+CK_TEST(awsauth, max_removals_interlock) {
+  json_t *o1 = json_array();
+  json_array_append_new(o1, many_roles("a", T1, 12, "r", 4, ""));
+  aa_result_t *r1 = reconcile_ok(NULL, o1, NULL);
+  cr_assert_eq(r1->added, 12);
+  json_t *live = apply_ok(NULL, r1);
+  json_t *o2 = json_array();
+  json_array_append_new(o2, many_roles("a", T1, 12, "r", 4, ",\"deletionTimestamp\":\"" T3 "\""));
+  aa_result_t *r2 = reconcile_ok(live, o2, NULL);
+  cr_assert_eq(r2->blocked, AA_BLOCK_REMOVALS);
+  cr_assert_eq(r2->removed, 12);
+  cr_assert(!r2->objs[0].release_after_write && !r2->objs[0].release_now);
+  aa_opts_t unlimited = {.max_removals = -1};
+  aa_result_t *r3 = reconcile_ok(live, o2, &unlimited);
+  cr_assert_eq(r3->blocked, AA_BLOCK_NONE);
+  cr_assert_str_eq(r3->map_roles, "[]\n");
+  cr_assert(r3->objs[0].release_after_write);
+  aa_opts_t twelve = {.max_removals = 12};
+  aa_result_t *r4 = reconcile_ok(live, o2, &twelve);
+  cr_assert_eq(r4->blocked, AA_BLOCK_NONE);
+  aa_result_free(r1);
+  aa_result_free(r2);
+  aa_result_free(r3);
+  aa_result_free(r4);
+  json_decref(o1);
+  json_decref(o2);
+  json_decref(live);
+}
+
+CK_TEST(awsauth, result_over_one_mib_refused) {
+  json_t *objs = json_array();
+  for (int i = 0; i < 5; i++) {
+    char name[16], prefix[16];
+    snprintf(name, sizeof name, "big%d", i);
+    snprintf(prefix, sizeof prefix, "p%d-", i);
+    json_array_append_new(objs, many_roles(name, T1, 1000, prefix, 250, ""));
+  }
+  aa_result_t *r = reconcile_ok(NULL, objs, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_TOO_BIG, "%s", aa_block_reason(r->blocked));
+  cr_assert(strstr(r->blocked_msg, "1 MiB"), "%s", r->blocked_msg);
+  cr_assert(!r->write_needed && !r->map_roles);
+  aa_result_free(r);
+  json_decref(objs);
+}
+
+CK_TEST(awsauth, thousands_of_entries_fast_and_deterministic) {
+  json_t *objs = json_array();
+  for (int i = 0; i < 2000; i++) {
+    char name[16], ts[32];
+    snprintf(name, sizeof name, "o%04d", (i * 7919) % 2000);
+    snprintf(ts, sizeof ts, "2024-01-%02dT00:00:00Z", 1 + i % 28);
+    json_array_append_new(objs, many_roles(name, ts, 1, name, 4, ""));
+  }
+  /* One shared ARN: exactly one winner. */
+  json_array_append_new(objs, many_roles("zz-dup", T1, 1, "o0000", 4, ""));
+  double t0 = cktest_now_s();
+  aa_result_t *r = reconcile_ok(NULL, objs, NULL);
+  double dt = cktest_now_s() - t0;
+  cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%s", r->blocked_msg);
+  cr_assert_eq(r->owned, 2000);
+  cr_assert_lt(dt, 5.0, "took %.2fs", dt);
+  json_t *rev = reversed(objs);
+  aa_result_t *r2 = reconcile_ok(NULL, rev, NULL);
+  cr_assert_str_eq(r2->map_roles, r->map_roles);
+  cr_assert_str_eq(r2->owners, r->owners);
+  size_t conflicted = 0;
+  for (size_t i = 0; i < r->nobjs; i++)
+    conflicted += r->objs[i].conflicted;
+  cr_assert_eq(conflicted, 1);
+  json_t *live = apply_ok(NULL, r);
+  aa_result_t *r3 = reconcile_ok(live, objs, NULL);
+  cr_assert(!r3->write_needed);
+  aa_result_free(r);
+  aa_result_free(r2);
+  aa_result_free(r3);
+  json_decref(live);
+  json_decref(rev);
+  json_decref(objs);
+}
+
+CK_TEST(awsauth, recreate_from_last_known) {
+  merge_case_t c = {.roles = NODE_LIVE};
+  json_t *last = make_cm(&c);
+  json_t *objs = quotes("[" ROLE("a", T1, "admin", "admin", "system:masters") "]");
+  aa_opts_t o = {.last_known = last};
+  aa_result_t *r = reconcile_ok(NULL, objs, &o);
+  cr_assert(r->recreate && r->write_needed);
+  cr_assert_str_eq(r->map_roles, NODE_EMIT OWN("admin", "admin", "system:masters"));
+  json_t *cm = NULL;
+  cr_assert_eq(aa_apply(NULL, last, r, &cm, NULL), 0);
+  cr_assert_null(json_object_get(json_object_get(cm, "metadata"), "resourceVersion"));
+  cr_assert_str_eq(cktest_jstr(cm, "data.mapAccounts"), "- \"" ACCT "\"\n");
+  json_decref(cm);
+  aa_result_free(r);
+  json_decref(objs);
+  json_decref(last);
+}
+
+CK_TEST(awsauth, blocked_result_cannot_be_applied) {
+  json_t *live = cktest_json("{\"data\":{\"mapRoles\":\"- [\"}}");
+  aa_result_t *r = reconcile_ok(live, NULL, NULL);
+  json_t *cm = (json_t *)1;
+  ck_error_t err = {0};
+  cr_assert_eq(aa_apply(live, NULL, r, &cm, &err), CK_EINVAL);
+  cr_assert_null(cm);
+  cr_assert(strstr(err.message, "LiveDataUnparsable"), "%s", err.message);
+  aa_result_free(r);
+  json_decref(live);
+}
