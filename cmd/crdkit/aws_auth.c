@@ -108,8 +108,8 @@ int aws_auth_main(int argc, char **argv) {
   const char *cmd = argv[1];
   if (strcmp(cmd, "--print-crd") == 0)
     cmd = "print-crd";
-  if (strcmp(cmd, "run") && strcmp(cmd, "render") && strcmp(cmd, "restore") &&
-      strcmp(cmd, "print-crd")) {
+  if (strcmp(cmd, "run") != 0 && strcmp(cmd, "render") != 0 && strcmp(cmd, "restore") != 0 &&
+      strcmp(cmd, "print-crd") != 0) {
     fprintf(stderr, "crdkit aws-auth: unknown command \"%s\"\n\n", cmd);
     usage(stderr);
     return 2;

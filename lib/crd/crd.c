@@ -137,7 +137,7 @@ static const char *type_name(ck_crd_type_t t) {
   case CK_CRD_NUMBER: return "number";
   case CK_CRD_BOOLEAN: return "boolean";
   case CK_CRD_ARRAY: return "array";
-  case CK_CRD_OBJECT: return "object";
+  case CK_CRD_OBJECT:
   case CK_CRD_MAP: return "object";
   case CK_CRD_INT_OR_STRING: return "int-or-string";
   case CK_CRD_AUTO: break;

@@ -45,7 +45,10 @@ static int add_err(ck_crd_errors_t *errs, const ck_buf_t *path, const char *type
     return CK_ENOMEM;
   }
   errs->items = items;
-  items[errs->count++] = (ck_crd_field_error_t){field, type, ck_buf_steal(&msg)};
+  ck_crd_field_error_t *e = &items[errs->count++];
+  e->field = field; /* owned by errs from here */
+  e->type = type;
+  e->message = ck_buf_steal(&msg);
   return 0;
 }
 

@@ -359,7 +359,9 @@ int aa_name_check(const char *s, size_t len, bool is_group, char *warn, size_t n
     /* Combining marks are skipped so "s\u0301ystem:" still compares. */
     if (!(c >= 0x0300 && c <= 0x036f)) {
       char a = confusable(c);
-      skel[sk++] = a ? a : '?';
+      if (!a)
+        a = '?';
+      skel[sk++] = a;
     }
     i += n;
   }

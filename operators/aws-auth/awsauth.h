@@ -48,8 +48,8 @@
 #define AA_MAX_GROUPS 64     /* groups per entry */
 #define AA_MAX_ENTRIES 1000  /* entries per AWSAuth */
 /* Bounds of the live data we parse (hostile input). */
-#define AA_MAX_DATA_BYTES (1024 * 1024) /* a ConfigMap's data limit */
-#define AA_MAX_ANNOTATIONS_BYTES (256 * 1024)
+#define AA_MAX_DATA_BYTES ((size_t)1024 * 1024) /* a ConfigMap's data limit */
+#define AA_MAX_ANNOTATIONS_BYTES ((size_t)256 * 1024)
 #define AA_PARSE_MAX_NODES 200000 /* counts alias expansions */
 #define AA_PARSE_MAX_DEPTH 32
 

@@ -248,7 +248,7 @@ void aa_entry_hash(const json_t *entry, char out[17]) {
     /* Never equal to a real hash: treated as drift, which is safe. */
     memset(out, '-', 16);
   } else {
-    for (int i = 0; i < 8; i++)
+    for (size_t i = 0; i < 8; i++)
       snprintf(out + 2 * i, 3, "%02x", md[i]);
   }
   out[16] = '\0';

@@ -134,9 +134,8 @@ static int keep_live(ctx_t *c, owned_t *ow, json_t *ix) {
 }
 
 static void not_foreign(ctx_t *c, aa_kind_t k, json_t *ix) {
-  size_t i;
-  json_t *v;
-  json_array_foreach(ix, i, v) c->foreign[k][json_integer_value(v)] = false;
+  for (size_t i = 0; i < json_array_size(ix); i++)
+    c->foreign[k][json_integer_value(json_array_get(ix, i))] = false;
 }
 
 static int set_rec(ctx_t *c, const char *key, const obj_t *o, const json_t *entry) {
@@ -350,7 +349,7 @@ static int read_objects(ctx_t *c, const json_t *objects) {
   c->r->nobjs = c->n;
   c->r->objs = calloc(c->n + 1, sizeof *c->r->objs);
   c->objs = calloc(c->n + 1, sizeof *c->objs);
-  c->rank = calloc(c->n + 1, sizeof *c->rank);
+  c->rank = calloc(c->n + 1, sizeof(obj_t *));
   if (!c->r->objs || !c->objs || !c->rank)
     return CK_ENOMEM;
   const char *fin = c->o->finalizer ? c->o->finalizer : AA_DEFAULT_FINALIZER;
@@ -370,7 +369,7 @@ static int read_objects(ctx_t *c, const json_t *objects) {
     snprintf(o->id, len, "%s/%s", o->st->ns, o->st->name);
     c->rank[i] = o;
   }
-  qsort(c->rank, c->n, sizeof *c->rank, cmp_rank);
+  qsort(c->rank, c->n, sizeof(obj_t *), cmp_rank);
   return 0;
 }
 

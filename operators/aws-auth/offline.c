@@ -30,7 +30,11 @@ static int read_all(const char *path, char **data, size_t *len, ck_error_t *err)
     return ck_error_set(err, CK_EIO, "%s: %s", path, strerror(errno));
   size_t cap = 65536, n = 0;
   char *buf = malloc(cap);
-  while (buf) {
+  if (!buf) {
+    fclose(f);
+    return ck_error_set(err, CK_ENOMEM, "out of memory");
+  }
+  for (;;) {
     if (n == cap) {
       if (cap >= AA_MAX_INPUT) {
         free(buf);
