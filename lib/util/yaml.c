@@ -1,4 +1,5 @@
 #include "util/yaml.h"
+#include "util/utf8.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -445,33 +446,8 @@ static int on_event(conv_t *c, struct fy_event *ev) {
 /* Length of the well-formed UTF-8 sequence at s (n bytes left), 0 if none:
  * no overlong forms, surrogates or code points past U+10FFFF. */
 static size_t utf8_len(const unsigned char *s, size_t n) {
-  size_t len;
   uint32_t cp;
-  if (s[0] < 0x80)
-    return 1;
-  if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-    len = 2;
-    cp = s[0] & 0x1fu;
-  } else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-    len = 3;
-    cp = s[0] & 0x0fu;
-  } else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-    len = 4;
-    cp = s[0] & 0x07u;
-  } else {
-    return 0;
-  }
-  if (n < len)
-    return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((s[i] & 0xc0) != 0x80)
-      return 0;
-    cp = cp << 6 | (s[i] & 0x3fu);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-      (cp >= 0xd800 && cp <= 0xdfff))
-    return 0;
-  return len;
+  return ck_utf8_decode(s, n, &cp);
 }
 
 /* Reject what libfyaml 0.7 is known to mishandle, before it sees it: NUL
