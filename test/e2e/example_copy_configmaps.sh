@@ -41,7 +41,9 @@ wait_for 30 has src-copy k v1
 [ "$(kubectl -n "$ns" get configmap src-copy -o jsonpath='{.metadata.ownerReferences[0].controller}')" = true ]
 # Unlabelled ConfigMaps are not copied.
 sleep 1
-! kubectl -n "$ns" get configmap other-copy >/dev/null 2>&1
+if kubectl -n "$ns" get configmap other-copy >/dev/null 2>&1; then
+  echo "an unlabelled ConfigMap was copied"; exit 1
+fi
 # The copy follows its source.
 kubectl -n "$ns" patch configmap src --type merge -p '{"data":{"k":"v2"}}' >/dev/null
 wait_for 30 has src-copy k v2
