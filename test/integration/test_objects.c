@@ -4,6 +4,8 @@
  * updates and report stale versions as conflicts. */
 #include "cktest.h"
 
+#include "crdkit/crd.h"
+
 #include "crdkit/objects.h"
 
 #include <pthread.h>
@@ -14,16 +16,6 @@
 #define FIN_A "objtest.crdkit.io/a"
 #define FIN_B "objtest.crdkit.io/b"
 #define FIN_C "objtest.crdkit.io/c"
-
-static json_t *must_create_cm(ck_client_t *c, const char *ns, const char *name) {
-  json_t *cm = cktest_configmap(name, "k", "v");
-  json_t *out = NULL;
-  ck_error_t err = {0};
-  int rc = ck_object_create(c, &ck_res_configmaps, ns, cm, NULL, &out, &err);
-  json_decref(cm);
-  cr_assert_eq(rc, 0, "create %s/%s: %s", ns, name, err.message);
-  return out;
-}
 
 static json_t *must_get_cm(ck_client_t *c, const char *ns, const char *name) {
   json_t *out = NULL;
@@ -43,7 +35,7 @@ CK_TEST_OPTS(objects, finalizer_lifecycle, .timeout = 120) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "obj-fin");
   ck_error_t err = {0};
-  json_t *v1 = must_create_cm(admin, ns, "cm");
+  json_t *v1 = cktest_configmap_create(admin, ns, "cm", "k", "v");
   cr_assert_null(cktest_jpath(v1, "metadata.finalizers"));
 
   /* No finalizers array yet: created. */
@@ -164,7 +156,7 @@ CK_TEST(objects, finalizer_bad_arguments_and_name_only) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "obj-finarg");
   ck_error_t err = {0};
-  json_t *cm = must_create_cm(admin, ns, "named");
+  json_t *cm = cktest_configmap_create(admin, ns, "named", "k", "v");
 
   cr_assert_eq(ck_finalizer_add(NULL, &ck_res_configmaps, cm, FIN_A, NULL, &err), CK_EINVAL);
   cr_assert_eq(ck_finalizer_add(admin, NULL, cm, FIN_A, NULL, &err), CK_EINVAL);
@@ -211,7 +203,7 @@ static void *race_add(void *arg) {
 CK_TEST_OPTS(objects, finalizer_concurrent_adds, .timeout = 120) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "obj-race");
-  json_t *cm = must_create_cm(admin, ns, "race");
+  json_t *cm = cktest_configmap_create(admin, ns, "race", "k", "v");
   /* Four writers from one copy: each loses at most three races, within
    * the five attempts. */
   enum { N = 4 };
@@ -267,18 +259,8 @@ static void crd_create(ck_client_t *c, const char *group) {
 
   char name[128];
   snprintf(name, sizeof name, "gadgets.%s", group);
-  double deadline = cktest_now_s() + 30;
-  for (;;) {
-    json_t *got = NULL;
-    rc = ck_object_get(c, &ck_res_crds, NULL, name, NULL, &got, &err);
-    cr_assert_eq(rc, 0, "get CRD: %s", err.message);
-    bool established = ck_condition_is_true(json_object_get(got, "status"), "Established");
-    json_decref(got);
-    if (established)
-      break;
-    cr_assert_lt(cktest_now_s(), deadline, "CRD %s not Established within 30 s", name);
-    cktest_sleep_ms(100);
-  }
+  rc = ck_crd_wait_established(c, name, 30000, &err);
+  cr_assert_eq(rc, 0, "%s", err.message);
 }
 
 CK_TEST_OPTS(objects, status_update, .timeout = 120) {

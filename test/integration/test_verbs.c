@@ -4,6 +4,8 @@
  * subresource of a custom resource, discovery, 401/403, and the URL paths. */
 #include "cktest.h"
 
+#include "crdkit/crd.h"
+
 #include "crdkit/config.h"
 
 #include <pthread.h>
@@ -15,24 +17,6 @@
 #include <unistd.h>
 
 /* ---- helpers ------------------------------------------------------------ */
-
-
-
-
-
-
-/* Create a ConfigMap or fail the test; returns the created object. */
-static json_t *must_create_cm(ck_client_t *c, const char *ns, const char *name, const char *key,
-                              const char *value) {
-  json_t *cm = cktest_configmap(name, key, value);
-  json_t *out = NULL;
-  ck_error_t err = {0};
-  int rc = ck_object_create(c, &ck_res_configmaps, ns, cm, NULL, &out, &err);
-  json_decref(cm);
-  cr_assert_eq(rc, 0, "create %s/%s: %s", ns, name, err.message);
-  cr_assert_not_null(out);
-  return out;
-}
 
 /* A small namespaced CRD with a status subresource, in a group unique to
  * this run. Waits until it is Established. */
@@ -63,25 +47,8 @@ static void crd_create(ck_client_t *c, const char *group, const char *kind, cons
 
   char name[256];
   snprintf(name, sizeof name, "%s.%s", plural, group);
-  double deadline = cktest_now_s() + 30;
-  for (;;) {
-    json_t *got = NULL;
-    rc = ck_object_get(c, &ck_res_crds, NULL, name, NULL, &got, &err);
-    cr_assert_eq(rc, 0, "get CRD %s: %s", name, err.message);
-    bool established = false;
-    size_t i;
-    json_t *cond;
-    json_array_foreach(cktest_jpath(got, "status.conditions"), i, cond) {
-      const char *t = cktest_jstr(cond, "type"), *s = cktest_jstr(cond, "status");
-      if (t && s && strcmp(t, "Established") == 0 && strcmp(s, "True") == 0)
-        established = true;
-    }
-    json_decref(got);
-    if (established)
-      break;
-    cr_assert_lt(cktest_now_s(), deadline, "CRD %s not Established within 30 s", name);
-    cktest_sleep_ms(100);
-  }
+  rc = ck_crd_wait_established(c, name, 30000, &err);
+  cr_assert_eq(rc, 0, "%s", err.message);
 }
 
 static void crd_delete(ck_client_t *c, const char *group, const char *plural) {
@@ -107,7 +74,7 @@ CK_TEST(verbs, get_create_replace_delete) {
   cr_assert_null(got);
   cr_assert(strstr(err.message, "crud") != NULL, "message names the object: %s", err.message);
 
-  json_t *created = must_create_cm(admin, ns, "crud", "k", "v1");
+  json_t *created = cktest_configmap_create(admin, ns, "crud", "k", "v1");
   cr_assert_str_eq(cktest_jstr(created, "metadata.namespace"), ns);
   const char *rv1 = cktest_jstr(created, "metadata.resourceVersion");
   cr_assert(rv1 && *rv1);
@@ -401,7 +368,7 @@ CK_TEST_OPTS(verbs, list_paging_and_selectors, .timeout = 180) {
   cr_assert_eq(rc, 0);
   char *rv_then = strdup(cktest_jstr(p1, "metadata.resourceVersion"));
   json_decref(p1);
-  json_decref(must_create_cm(admin, ns, "zz-after", "k", "v"));
+  json_decref(cktest_configmap_create(admin, ns, "zz-after", "k", "v"));
   json_t *exact = NULL;
   ck_list_opts_t ex = {.resource_version = rv_then, .resource_version_match = "Exact",
                        .field_selector = "metadata.name=zz-after"};
@@ -807,7 +774,7 @@ CK_TEST(verbs, delete_preconditions_and_options) {
   char *ns = cktest_ns_create(admin, "verbs-del");
   ck_error_t err = {0};
 
-  json_t *obj = must_create_cm(admin, ns, "pre", "k", "v");
+  json_t *obj = cktest_configmap_create(admin, ns, "pre", "k", "v");
   const char *uid = cktest_jstr(obj, "metadata.uid");
   const char *rv = cktest_jstr(obj, "metadata.resourceVersion");
 
@@ -849,7 +816,7 @@ CK_TEST(verbs, delete_preconditions_and_options) {
   for (int i = 0; i < 3; i++) {
     char name[32];
     snprintf(name, sizeof name, "pol-%d", i);
-    json_decref(must_create_cm(admin, ns, name, "k", "v"));
+    json_decref(cktest_configmap_create(admin, ns, name, "k", "v"));
     ck_delete_opts_t o = {.propagation_policy = policies[i], .has_grace_period = true,
                           .grace_period_seconds = 0};
     json_t *out = NULL;
@@ -870,7 +837,7 @@ CK_TEST(verbs, delete_preconditions_and_options) {
   }
 
   /* A bad propagation policy: refused by the server. */
-  json_decref(must_create_cm(admin, ns, "pol-bad", "k", "v"));
+  json_decref(cktest_configmap_create(admin, ns, "pol-bad", "k", "v"));
   ck_delete_opts_t badp = {.propagation_policy = "Sideways"};
   rc = ck_object_delete(admin, &ck_res_configmaps, ns, "pol-bad", &badp, NULL, &err);
   cr_assert_eq(rc, CK_EAPI);
@@ -1111,7 +1078,7 @@ CK_TEST(verbs, forbidden_for_user) {
   ck_client_t *user = cktest_client("user");
   char *ns = cktest_ns_create(admin, "verbs-403");
   ck_error_t err = {0};
-  json_decref(must_create_cm(admin, ns, "guarded", "k", "v"));
+  json_decref(cktest_configmap_create(admin, ns, "guarded", "k", "v"));
 
   json_t *out = NULL;
   int rc = ck_object_list(user, &ck_res_configmaps, ns, NULL, &out, &err);
@@ -1419,7 +1386,7 @@ static int expire_midway(void *ctx, json_t *item) {
   ck_error_t err = {0};
   /* A write (so that compaction moves past the list's version), a new
    * schema (a new cache), then compaction. */
-  json_decref(must_create_cm(x->c, x->ns, "bump", "k", "v"));
+  json_decref(cktest_configmap_create(x->c, x->ns, "bump", "k", "v"));
   int rc = ck_object_patch(
       x->c, &ck_res_crds, NULL, x->crd, CK_PATCH_JSON,
       "[{\"op\":\"add\",\"path\":\"/spec/versions/0/schema/openAPIV3Schema/properties/spec/"

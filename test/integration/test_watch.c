@@ -4,6 +4,8 @@
  * watches on one client, timeouts, and freeing with events pending. */
 #include "cktest.h"
 
+#include "crdkit/crd.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,25 +162,8 @@ static void crd_create(ck_client_t *c, const char *group) {
   cr_assert_eq(rc, 0, "create CRD: %s", err.message);
   char name[256];
   snprintf(name, sizeof name, "widgets.%s", group);
-  double deadline = cktest_now_s() + 30;
-  for (;;) {
-    json_t *got = NULL;
-    rc = ck_object_get(c, &ck_res_crds, NULL, name, NULL, &got, &err);
-    cr_assert_eq(rc, 0, "get CRD: %s", err.message);
-    bool established = false;
-    size_t i;
-    json_t *cond;
-    json_array_foreach(cktest_jpath(got, "status.conditions"), i, cond) {
-      const char *t = cktest_jstr(cond, "type"), *s = cktest_jstr(cond, "status");
-      if (t && s && strcmp(t, "Established") == 0 && strcmp(s, "True") == 0)
-        established = true;
-    }
-    json_decref(got);
-    if (established)
-      break;
-    cr_assert_lt(cktest_now_s(), deadline, "CRD %s not Established within 30 s", name);
-    cktest_sleep_ms(100);
-  }
+  rc = ck_crd_wait_established(c, name, 30000, &err);
+  cr_assert_eq(rc, 0, "%s", err.message);
 }
 
 /* ---- order of events ------------------------------------------------------ */
