@@ -13,16 +13,6 @@
 
 #define CONTROLLER "crdkit.io/events-test"
 
-static json_t *must_create_cm(ck_client_t *c, const char *ns, const char *name) {
-  json_t *cm = cktest_configmap(name, "k", "v");
-  json_t *out = NULL;
-  ck_error_t err = {0};
-  int rc = ck_object_create(c, &ck_res_configmaps, ns, cm, NULL, &out, &err);
-  json_decref(cm);
-  cr_assert_eq(rc, 0, "create %s/%s: %s", ns, name, err.message);
-  return out;
-}
-
 static ck_recorder_t *must_recorder(ck_client_t *c, int backlog) {
   ck_recorder_opts_t o = {.controller = CONTROLLER, .instance = "test-instance",
                           .backlog = backlog};
@@ -56,7 +46,7 @@ static json_t *events_about(ck_client_t *c, const char *ns, const char *uid, con
 CK_TEST_OPTS(events, visible_in_kubectl_describe, .timeout = 120) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "ev-describe");
-  json_t *cm = must_create_cm(admin, ns, "described");
+  json_t *cm = cktest_configmap_create(admin, ns, "described", "k", "v");
   ck_recorder_t *r = must_recorder(admin, 0);
 
   cr_assert_eq(ck_event(r, cm, "Normal", "Synced", "Reconcile", "configmap %s synced in %d ms",
@@ -109,7 +99,7 @@ CK_TEST_OPTS(events, visible_in_kubectl_describe, .timeout = 120) {
 CK_TEST_OPTS(events, repeats_aggregate_into_a_series, .timeout = 120) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "ev-series");
-  json_t *cm = must_create_cm(admin, ns, "repeated");
+  json_t *cm = cktest_configmap_create(admin, ns, "repeated", "k", "v");
   ck_recorder_t *r = must_recorder(admin, 0);
 
   for (int i = 0; i < 5; i++)
@@ -164,7 +154,7 @@ CK_TEST_OPTS(events, repeats_aggregate_into_a_series, .timeout = 120) {
 CK_TEST_OPTS(events, warning_and_cluster_scoped, .timeout = 120) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "ev-warn");
-  json_t *cm = must_create_cm(admin, ns, "warned");
+  json_t *cm = cktest_configmap_create(admin, ns, "warned", "k", "v");
   ck_recorder_t *r = must_recorder(admin, 0);
 
   cr_assert_eq(ck_event(r, cm, "Warning", "InvalidSpec", "Validate", "key %s is bad", "k"), 0);
@@ -208,7 +198,7 @@ CK_TEST_OPTS(events, warning_and_cluster_scoped, .timeout = 120) {
 CK_TEST_OPTS(events, bad_arguments_and_long_notes, .timeout = 120) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "ev-args");
-  json_t *cm = must_create_cm(admin, ns, "args");
+  json_t *cm = cktest_configmap_create(admin, ns, "args", "k", "v");
   ck_error_t err = {0};
   ck_recorder_t *r = NULL;
 
@@ -280,7 +270,7 @@ CK_TEST_OPTS(events, bad_arguments_and_long_notes, .timeout = 120) {
 CK_TEST_OPTS(events, free_sends_pending, .timeout = 120) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "ev-free");
-  json_t *cm = must_create_cm(admin, ns, "pending");
+  json_t *cm = cktest_configmap_create(admin, ns, "pending", "k", "v");
   ck_recorder_t *r = must_recorder(admin, 0);
   for (int i = 0; i < 3; i++)
     cr_assert_eq(ck_event(r, cm, "Normal", "Step", "Reconcile", "step %d", i), 0);

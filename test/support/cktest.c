@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -135,6 +136,47 @@ char *cktest_tmpfile(const char *data) {
   cr_assert_eq(write(fd, data, len), (ssize_t)len);
   close(fd);
   return path;
+}
+
+json_t *cktest_configmap_create(ck_client_t *c, const char *ns, const char *name,
+                                const char *key, const char *value) {
+  json_t *cm = cktest_configmap(name, key, value);
+  json_t *out = NULL;
+  ck_error_t err = {0};
+  int rc = ck_object_create(c, &ck_res_configmaps, ns, cm, NULL, &out, &err);
+  json_decref(cm);
+  cr_assert_eq(rc, 0, "create %s/%s: %s", ns, name, err.message);
+  cr_assert_not_null(out);
+  return out;
+}
+
+void cktest_dir_make(cktest_dir_t *d) {
+  snprintf(d->path, sizeof d->path, "/tmp/cktest-XXXXXX");
+  cr_assert_not_null(mkdtemp(d->path));
+}
+
+void cktest_dir_remove(cktest_dir_t *d) {
+  cr_assert_eq(cktest_sh(NULL, "rm -rf '%s'", d->path), 0);
+}
+
+char *cktest_dir_put(const cktest_dir_t *d, const char *name, const char *data, int mode) {
+  char *path = cktest_asprintf("%s/%s", d->path, name);
+  FILE *f = fopen(path, "w");
+  cr_assert_not_null(f, "%s", path);
+  cr_assert_eq(fwrite(data, 1, strlen(data), f), strlen(data));
+  fclose(f);
+  cr_assert_eq(chmod(path, (mode_t)mode), 0, "chmod %s", path);
+  return path;
+}
+
+char *cktest_read_text(const char *path) {
+  FILE *f = fopen(path, "rb");
+  cr_assert_not_null(f, "%s", path);
+  char *buf = calloc(1, 65536);
+  size_t n = fread(buf, 1, 65535, f);
+  fclose(f);
+  buf[n] = '\0';
+  return buf;
 }
 
 char *cktest_bin_path(const char *name) {

@@ -60,8 +60,22 @@ unsigned cktest_rand32(void);
 json_t *cktest_json(const char *text);
 /* A ConfigMap object {name, data: {k: v}}. New reference. */
 json_t *cktest_configmap(const char *name, const char *key, const char *value);
+/* Create that ConfigMap in `ns` or fail the test; returns the created
+ * object (new reference). */
+json_t *cktest_configmap_create(ck_client_t *c, const char *ns, const char *name,
+                                const char *key, const char *value);
 /* Write `data` to a new temporary file; returns its malloc'd path. */
 char *cktest_tmpfile(const char *data);
+/* A temporary directory for one test. */
+typedef struct cktest_dir {
+  char path[64];
+} cktest_dir_t;
+void cktest_dir_make(cktest_dir_t *d);
+void cktest_dir_remove(cktest_dir_t *d);
+/* Write `data` to dir/name with that mode; returns the malloc'd path. */
+char *cktest_dir_put(const cktest_dir_t *d, const char *name, const char *data, int mode);
+/* A file's text (up to 64 KiB), malloc'd; fails the test when unreadable. */
+char *cktest_read_text(const char *path);
 /* The path of a program built beside the test binary (e.g. "leader_proc"
  * in build/asan/test). malloc'd; fails the test when it is missing. */
 char *cktest_bin_path(const char *name);

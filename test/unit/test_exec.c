@@ -16,45 +16,12 @@
 #define V1 "client.authentication.k8s.io/v1"
 #define V1BETA1 "client.authentication.k8s.io/v1beta1"
 
-/* ---- helpers -------------------------------------------------------------- */
 
-typedef struct tdir {
-  char path[64];
-} tdir_t;
 
-static void tdir_make(tdir_t *d) {
-  snprintf(d->path, sizeof d->path, "/tmp/cktest-exec-XXXXXX");
-  cr_assert_not_null(mkdtemp(d->path));
-}
 
-static void tdir_remove(tdir_t *d) {
-  cr_assert_eq(cktest_sh(NULL, "rm -rf '%s'", d->path), 0);
-}
-
-/* Write an executable script dir/name; returns its malloc'd path. */
-static char *script(const tdir_t *d, const char *name, const char *body) {
-  char *path = NULL;
-  cr_assert(asprintf(&path, "%s/%s", d->path, name) > 0);
-  FILE *f = fopen(path, "w");
-  cr_assert_not_null(f, "%s", path);
-  fputs(body, f);
-  fclose(f);
-  cr_assert_eq(chmod(path, 0755), 0);
-  return path;
-}
-
-static char *read_text(const char *path) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "%s", path);
-  char *buf = calloc(1, 65536);
-  size_t n = fread(buf, 1, 65535, f);
-  fclose(f);
-  buf[n] = '\0';
-  return buf;
-}
 
 /* A fresh self-signed certificate and key as PEM text (malloc'd). */
-static void make_pair(const tdir_t *d, const char *name, char **cert, char **key) {
+static void make_pair(const cktest_dir_t *d, const char *name, char **cert, char **key) {
   char *out = NULL;
   int rc = cktest_sh(&out,
                      "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
@@ -64,9 +31,9 @@ static void make_pair(const tdir_t *d, const char *name, char **cert, char **key
   free(out);
   char p[256];
   snprintf(p, sizeof p, "%s/%s.crt", d->path, name);
-  *cert = read_text(p);
+  *cert = cktest_read_text(p);
   snprintf(p, sizeof p, "%s/%s.key", d->path, name);
-  *key = read_text(p);
+  *key = cktest_read_text(p);
 }
 
 /* ExecCredential JSON text (malloc'd); NULL arguments are left out. */
@@ -139,8 +106,8 @@ CK_TEST(exec_decode, token) {
 }
 
 CK_TEST(exec_decode, cert_and_key) {
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   char *cert, *key;
   make_pair(&d, "p", &cert, &key);
   char *c = credential(V1BETA1, "ExecCredential", NULL, cert, key, NULL);
@@ -164,12 +131,12 @@ CK_TEST(exec_decode, cert_and_key) {
   free(c);
   free(cert);
   free(key);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(exec_decode, mismatched_pair) {
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   char *cert1, *key1, *cert2, *key2;
   make_pair(&d, "one", &cert1, &key1);
   make_pair(&d, "two", &cert2, &key2);
@@ -188,7 +155,7 @@ CK_TEST(exec_decode, mismatched_pair) {
   free(key1);
   free(cert2);
   free(key2);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(exec_decode, cert_without_key) {
@@ -284,9 +251,9 @@ static const char *const print_script =
     "EOF\n";
 
 CK_TEST(exec_run, prints_a_credential) {
-  tdir_t d;
-  tdir_make(&d);
-  char *path = script(&d, "plugin", print_script);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
+  char *path = cktest_dir_put(&d, "plugin", print_script, 0755);
   ck_exec_config_t e = exec_cfg(path, NULL, NULL);
   ck_config_t cfg = cluster_cfg();
   ck_exec_result_t r;
@@ -296,13 +263,13 @@ CK_TEST(exec_run, prints_a_credential) {
   cr_assert_eq(r.expires, 1893456000);
   ck_exec_result_clear(&r);
   free(path);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(exec_run, environment_and_arguments_arrive) {
-  tdir_t d;
-  tdir_make(&d);
-  char *path = script(
+  cktest_dir_t d;
+  cktest_dir_make(&d);
+  char *path = cktest_dir_put(
       &d, "plugin",
       "#!/bin/sh\n"
       "[ -n \"$KUBERNETES_EXEC_INFO\" ] || { echo 'no KUBERNETES_EXEC_INFO' >&2; exit 3; }\n"
@@ -324,7 +291,7 @@ CK_TEST(exec_run, environment_and_arguments_arrive) {
       "[ \"$#\" = 2 ] && [ \"$1\" = --flag ] && [ \"$2\" = 'two words' ] || exit 10\n"
       "if read line; then exit 11; fi\n" /* stdin is /dev/null */
       "printf '{\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%s\"}}'"
-      " client.authentication.k8s.io/v1beta1 \"env-ok-$CK_FOO\"\n");
+      " client.authentication.k8s.io/v1beta1 \"env-ok-$CK_FOO\"\n", 0755);
   setenv("CK_OVERRIDE", "old", 1);
   setenv("CK_INHERITED", "kept", 1);
   setenv("KUBERNETES_EXEC_INFO", "stale", 1);
@@ -345,13 +312,13 @@ CK_TEST(exec_run, environment_and_arguments_arrive) {
   cr_assert_eq(ck_exec_run(&e, &cfg, &r, &err), CK_EAUTH);
   ASSERT_HAS(err.message, "exit status 6");
   free(path);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(exec_run, failing_plugin) {
-  tdir_t d;
-  tdir_make(&d);
-  char *path = script(&d, "plugin", "#!/bin/sh\necho 'error: not logged in' >&2\nexit 1\n");
+  cktest_dir_t d;
+  cktest_dir_make(&d);
+  char *path = cktest_dir_put(&d, "plugin", "#!/bin/sh\necho 'error: not logged in' >&2\nexit 1\n", 0755);
   ck_exec_config_t e = exec_cfg(path, NULL, NULL);
   ck_config_t cfg = cluster_cfg();
   ck_exec_result_t r;
@@ -364,27 +331,27 @@ CK_TEST(exec_run, failing_plugin) {
   free(path);
 
   /* Killed by a signal. */
-  path = script(&d, "killed", "#!/bin/sh\nkill -9 $$\n");
+  path = cktest_dir_put(&d, "killed", "#!/bin/sh\nkill -9 $$\n", 0755);
   e.command = path;
   cr_assert_eq(ck_exec_run(&e, &cfg, &r, &err), CK_EAUTH);
   ASSERT_HAS(err.message, "signal 9");
   free(path);
 
   /* Success but garbage output. */
-  path = script(&d, "garbage", "#!/bin/sh\necho hello\n");
+  path = cktest_dir_put(&d, "garbage", "#!/bin/sh\necho hello\n", 0755);
   e.command = path;
   cr_assert_eq(ck_exec_run(&e, &cfg, &r, &err), CK_EAUTH);
   ASSERT_HAS(err.message, "not JSON");
   free(path);
 
   /* A credential of the wrong version. */
-  path = script(&d, "v1", "#!/bin/sh\necho '{\"apiVersion\":\"" V1 "\",\"kind\":"
-                           "\"ExecCredential\",\"status\":{\"token\":\"x\"}}'\n");
+  path = cktest_dir_put(&d, "v1", "#!/bin/sh\necho '{\"apiVersion\":\"" V1 "\",\"kind\":"
+                           "\"ExecCredential\",\"status\":{\"token\":\"x\"}}'\n", 0755);
   e.command = path;
   cr_assert_eq(ck_exec_run(&e, &cfg, &r, &err), CK_EAUTH);
   ASSERT_HAS(err.message, "apiVersion");
   free(path);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(exec_run, missing_command_shows_install_hint) {
@@ -407,10 +374,10 @@ CK_TEST(exec_run, missing_command_shows_install_hint) {
 }
 
 CK_TEST(exec_run, relative_command_resolves_against_base_dir) {
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   cr_assert_eq(cktest_sh(NULL, "mkdir '%s/bin'", d.path), 0);
-  char *path = script(&d, "bin/plugin", print_script);
+  char *path = cktest_dir_put(&d, "bin/plugin", print_script, 0755);
   cr_assert_eq(chdir("/"), 0);
   ck_exec_config_t e = exec_cfg("bin/plugin", NULL, NULL);
   e.base_dir = d.path;
@@ -432,7 +399,7 @@ CK_TEST(exec_run, relative_command_resolves_against_base_dir) {
   ASSERT_HAS(err.message, "not found");
 
   /* A bare name is looked up in PATH, not in base_dir. */
-  char *bare = script(&d, "cktest-bare-plugin", print_script);
+  char *bare = cktest_dir_put(&d, "cktest-bare-plugin", print_script, 0755);
   e.command = (char *)"cktest-bare-plugin";
   cr_assert_eq(ck_exec_run(&e, &cfg, &r, &err), CK_EAUTH);
   ASSERT_HAS(err.message, "not found");
@@ -444,14 +411,14 @@ CK_TEST(exec_run, relative_command_resolves_against_base_dir) {
   ck_exec_result_clear(&r);
   free(bare);
   free(path);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST_OPTS(exec_run, output_over_1mib_rejected, .timeout = 30) {
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   /* Endless output: the plugin must be stopped, not waited for. */
-  char *path = script(&d, "chatty", "#!/bin/sh\nexec yes '{\"padding\": \"xxxxxxxxxxxxxxxx\"}'\n");
+  char *path = cktest_dir_put(&d, "chatty", "#!/bin/sh\nexec yes '{\"padding\": \"xxxxxxxxxxxxxxxx\"}'\n", 0755);
   ck_exec_config_t e = exec_cfg(path, NULL, NULL);
   ck_config_t cfg = cluster_cfg();
   ck_exec_result_t r;
@@ -464,22 +431,22 @@ CK_TEST_OPTS(exec_run, output_over_1mib_rejected, .timeout = 30) {
   free(path);
 
   /* Just over the bound, then exiting. */
-  path = script(&d, "big", "#!/bin/sh\nhead -c 1048577 /dev/zero | tr '\\0' ' '\n");
+  path = cktest_dir_put(&d, "big", "#!/bin/sh\nhead -c 1048577 /dev/zero | tr '\\0' ' '\n", 0755);
   e.command = path;
   cr_assert_eq(ck_exec_run(&e, &cfg, &r, &err), CK_EAUTH);
   ASSERT_HAS(err.message, "more than");
   free(path);
 
   /* A large but allowed credential (padding inside the JSON) is fine. */
-  path = script(&d, "padded",
+  path = cktest_dir_put(&d, "padded",
                 "#!/bin/sh\n"
                 "printf '{\"apiVersion\":\"client.authentication.k8s.io/v1beta1\","
                 "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"big\"}}'\n"
-                "head -c 900000 /dev/zero | tr '\\0' ' '\n");
+                "head -c 900000 /dev/zero | tr '\\0' ' '\n", 0755);
   e.command = path;
   cr_assert_eq(ck_exec_run(&e, &cfg, &r, &err), 0, "%s", err.message);
   cr_assert_str_eq(r.token, "big");
   ck_exec_result_clear(&r);
   free(path);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }

@@ -13,44 +13,12 @@
 #define ASSERT_HAS(msg, sub)                                                                       \
   cr_assert(strstr((msg), (sub)), "want \"%s\" in \"%s\"", (sub), (msg))
 
-/* ---- helpers -------------------------------------------------------------- */
 
-typedef struct tdir {
-  char path[64];
-} tdir_t;
 
-static void tdir_make(tdir_t *d) {
-  snprintf(d->path, sizeof d->path, "/tmp/cktest-kc-XXXXXX");
-  cr_assert_not_null(mkdtemp(d->path));
-}
 
-static void tdir_remove(tdir_t *d) {
-  cr_assert_eq(cktest_sh(NULL, "rm -rf '%s'", d->path), 0);
-}
-
-/* Write `data` to dir/name; returns the malloc'd path. */
-static char *put(const tdir_t *d, const char *name, const char *data) {
-  char *path = NULL;
-  cr_assert(asprintf(&path, "%s/%s", d->path, name) > 0);
-  FILE *f = fopen(path, "w");
-  cr_assert_not_null(f, "%s", path);
-  cr_assert_eq(fwrite(data, 1, strlen(data), f), strlen(data));
-  fclose(f);
-  return path;
-}
-
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "rb");
-  cr_assert_not_null(f, "%s", path);
-  char *buf = calloc(1, 65536);
-  size_t n = fread(buf, 1, 65535, f);
-  fclose(f);
-  buf[n] = '\0';
-  return buf;
-}
 
 /* A self-signed certificate and its key: dir/<name>.crt, dir/<name>.key. */
-static void make_cert(const tdir_t *d, const char *name) {
+static void make_cert(const cktest_dir_t *d, const char *name) {
   char *out = NULL;
   int rc = cktest_sh(&out,
                      "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
@@ -61,10 +29,10 @@ static void make_cert(const tdir_t *d, const char *name) {
 }
 
 /* Base64 of a file's content (malloc'd). */
-static char *b64_file(const tdir_t *d, const char *name) {
+static char *b64_file(const cktest_dir_t *d, const char *name) {
   char path[256];
   snprintf(path, sizeof path, "%s/%s", d->path, name);
-  char *data = slurp(path);
+  char *data = cktest_read_text(path);
   char *b = ck_base64_encode((const unsigned char *)data, strlen(data));
   free(data);
   cr_assert_not_null(b);
@@ -121,7 +89,7 @@ static void load_fail(const char *yaml, const char *source, const ck_config_opts
 }
 
 /* Same with the kcs() template; also the context must be named. */
-static void kcs_fail(const tdir_t *d, const char *server, const char *cluster_extra,
+static void kcs_fail(const cktest_dir_t *d, const char *server, const char *cluster_extra,
                      const char *user, ck_error_t *err) {
   char *yaml = kcs(server, cluster_extra, user);
   char src[256];
@@ -131,13 +99,13 @@ static void kcs_fail(const tdir_t *d, const char *server, const char *cluster_ex
   free(yaml);
 }
 
-static void kc_fail(const tdir_t *d, const char *cluster_extra, const char *user,
+static void kc_fail(const cktest_dir_t *d, const char *cluster_extra, const char *user,
                     ck_error_t *err) {
   kcs_fail(d, "server: \"https://127.0.0.1:6443/\"", cluster_extra, user, err);
 }
 
 static void kc_fail_mem(const char *cluster_extra, const char *user, ck_error_t *err) {
-  tdir_t d = {"/nonexistent-dir"};
+  cktest_dir_t d = {"/nonexistent-dir"};
   kc_fail(&d, cluster_extra, user, err);
 }
 
@@ -275,7 +243,7 @@ CK_TEST(kubeconfig, structural_errors) {
   ASSERT_HAS(err.message, "Pod");
   load_fail("clusters: {a: b}\ncurrent-context: x\n", "/k/clmap", NULL, CK_ECONFIG, &err);
   ASSERT_HAS(err.message, "clusters");
-  tdir_t d = {"/k"};
+  cktest_dir_t d = {"/k"};
   kcs_fail(&d, "server: null", NULL, NULL, &err);
   ASSERT_HAS(err.message, "server: required");
   kcs_fail(&d, "proxy-url: 'http://p'", NULL, NULL, &err);
@@ -305,9 +273,9 @@ CK_TEST(kubeconfig, bad_yaml_names_file_and_line) {
   ASSERT_HAS(err.message, "duplicate");
 
   /* Through ck_config_load, with a real file. */
-  tdir_t d;
-  tdir_make(&d);
-  char *path = put(&d, "config", "apiVersion: v1\n  kind: [\n");
+  cktest_dir_t d;
+  cktest_dir_make(&d);
+  char *path = cktest_dir_put(&d, "config", "apiVersion: v1\n  kind: [\n", 0644);
   ck_config_opts_t o = {.kubeconfig = path};
   ck_config_t *cfg = (ck_config_t *)0x1;
   cr_assert_eq(ck_config_load(&o, &cfg, &err), CK_ECONFIG);
@@ -315,7 +283,7 @@ CK_TEST(kubeconfig, bad_yaml_names_file_and_line) {
   ASSERT_HAS(err.message, path);
   ASSERT_HAS(err.message, "line ");
   free(path);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(kubeconfig, yaml_11_values) {
@@ -359,10 +327,10 @@ static const char *const merge2 = "apiVersion: v1\n"
                                   "  user: {token: from-two}\n";
 
 CK_TEST(kubeconfig, kubeconfig_env_merged_in_order) {
-  tdir_t d;
-  tdir_make(&d);
-  char *f1 = put(&d, "one", merge1);
-  char *f2 = put(&d, "two", merge2);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
+  char *f1 = cktest_dir_put(&d, "one", merge1, 0644);
+  char *f2 = cktest_dir_put(&d, "two", merge2, 0644);
   char list[512];
   snprintf(list, sizeof list, "%s/missing-a:%s::%s:%s/missing-b", d.path, f1, f2, d.path);
   cr_assert_eq(setenv("KUBECONFIG", list, 1), 0);
@@ -413,14 +381,14 @@ CK_TEST(kubeconfig, kubeconfig_env_merged_in_order) {
 
   free(f1);
   free(f2);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(kubeconfig, explicit_list_and_precedence_over_env) {
-  tdir_t d;
-  tdir_make(&d);
-  char *f1 = put(&d, "one", merge1);
-  char *f2 = put(&d, "two", merge2);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
+  char *f1 = cktest_dir_put(&d, "one", merge1, 0644);
+  char *f2 = cktest_dir_put(&d, "two", merge2, 0644);
   setenv("KUBECONFIG", f2, 1);
   char list[512];
   snprintf(list, sizeof list, "%s:%s", f1, f2);
@@ -438,7 +406,7 @@ CK_TEST(kubeconfig, explicit_list_and_precedence_over_env) {
   ck_config_free(cfg);
   free(f1);
   free(f2);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(kubeconfig, missing_explicit_path_is_an_error) {
@@ -461,10 +429,10 @@ CK_TEST(kubeconfig, kubeconfig_env_all_missing) {
 }
 
 CK_TEST(kubeconfig, home_kube_config_and_nothing_at_all) {
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   cr_assert_eq(cktest_sh(NULL, "mkdir -p '%s/.kube'", d.path), 0);
-  char *path = put(&d, ".kube/config", two_contexts);
+  char *path = cktest_dir_put(&d, ".kube/config", two_contexts, 0644);
   unsetenv("KUBECONFIG");
   setenv("HOME", d.path, 1);
   ck_config_opts_t o = {.no_in_cluster = true};
@@ -475,7 +443,7 @@ CK_TEST(kubeconfig, home_kube_config_and_nothing_at_all) {
   cr_assert_str_eq(cfg->context, "b");
   ck_config_free(cfg);
   free(path);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 
   /* No file at all and no in-cluster fallback. */
   cr_assert_eq(ck_config_load(&o, &cfg, &err), CK_ECONFIG);
@@ -486,16 +454,16 @@ CK_TEST(kubeconfig, home_kube_config_and_nothing_at_all) {
 /* ---- TLS material ------------------------------------------------------------ */
 
 CK_TEST(kubeconfig, relative_paths_resolve_against_the_kubeconfig_dir) {
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   make_cert(&d, "ca");
   make_cert(&d, "client");
   cr_assert_eq(cktest_sh(NULL, "mkdir '%s/sub'", d.path), 0);
-  free(put(&d, "sub/token", "file-token\n"));
+  free(cktest_dir_put(&d, "sub/token", "file-token\n", 0644));
   char *yaml = kc(", certificate-authority: ca.crt",
                   "{client-certificate: client.crt, client-key: ./client.key, "
                   "tokenFile: sub/token}");
-  char *path = put(&d, "config", yaml);
+  char *path = cktest_dir_put(&d, "config", yaml, 0644);
   cr_assert_eq(chdir("/"), 0); /* not the kubeconfig's directory */
 
   ck_config_opts_t o = {.kubeconfig = path};
@@ -504,15 +472,15 @@ CK_TEST(kubeconfig, relative_paths_resolve_against_the_kubeconfig_dir) {
   cr_assert_eq(ck_config_load(&o, &cfg, &err), 0, "%s", err.message);
   char p[256];
   snprintf(p, sizeof p, "%s/ca.crt", d.path);
-  char *ca = slurp(p);
+  char *ca = cktest_read_text(p);
   cr_assert_eq(cfg->ca_pem_len, strlen(ca));
   cr_assert_eq(memcmp(cfg->ca_pem, ca, cfg->ca_pem_len), 0);
   snprintf(p, sizeof p, "%s/client.crt", d.path);
-  char *crt = slurp(p);
+  char *crt = cktest_read_text(p);
   cr_assert_eq(cfg->cert_pem_len, strlen(crt));
   cr_assert_eq(memcmp(cfg->cert_pem, crt, cfg->cert_pem_len), 0);
   snprintf(p, sizeof p, "%s/client.key", d.path);
-  char *key = slurp(p);
+  char *key = cktest_read_text(p);
   cr_assert_eq(cfg->key_pem_len, strlen(key));
   cr_assert_eq(memcmp(cfg->key_pem, key, cfg->key_pem_len), 0);
   snprintf(p, sizeof p, "%s/sub/token", d.path);
@@ -540,12 +508,12 @@ CK_TEST(kubeconfig, relative_paths_resolve_against_the_kubeconfig_dir) {
   free(key);
   free(yaml);
   free(path);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(kubeconfig, certificate_authority_data) {
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   make_cert(&d, "ca");
   make_cert(&d, "client");
   char *ca64 = b64_file(&d, "ca.crt");
@@ -558,7 +526,7 @@ CK_TEST(kubeconfig, certificate_authority_data) {
   ck_config_t *cfg = load_ok(yaml, NULL, NULL);
   char p[256];
   snprintf(p, sizeof p, "%s/ca.crt", d.path);
-  char *ca = slurp(p);
+  char *ca = cktest_read_text(p);
   cr_assert_eq(cfg->ca_pem_len, strlen(ca));
   cr_assert_eq(memcmp(cfg->ca_pem, ca, strlen(ca)), 0);
   cr_assert_not_null(cfg->cert_pem);
@@ -588,7 +556,7 @@ CK_TEST(kubeconfig, certificate_authority_data) {
   free(ca64);
   free(crt64);
   free(key64);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 static int g_insecure_warnings;
@@ -609,8 +577,8 @@ CK_TEST(kubeconfig, insecure_skip_tls_verify) {
   cr_assert_eq(g_insecure_warnings, 1, "a warning is logged");
   ck_config_free(cfg);
 
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   make_cert(&d, "ca");
   char *ca64 = b64_file(&d, "ca.crt");
   char extra[8192];
@@ -622,7 +590,7 @@ CK_TEST(kubeconfig, insecure_skip_tls_verify) {
   ASSERT_HAS(err.message, "certificate authority");
   ASSERT_HAS(err.message, "cluster \"cl\"");
   free(ca64);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 CK_TEST(kubeconfig, tls_server_name_and_proxy_url) {
@@ -641,8 +609,8 @@ CK_TEST(kubeconfig, tls_server_name_and_proxy_url) {
 }
 
 CK_TEST(kubeconfig, client_cert_errors) {
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   make_cert(&d, "one");
   make_cert(&d, "two");
   char *crt1 = b64_file(&d, "one.crt");
@@ -699,7 +667,7 @@ CK_TEST(kubeconfig, client_cert_errors) {
   free(crt1);
   free(key1);
   free(key2);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 /* ---- tokens --------------------------------------------------------------------- */
@@ -712,9 +680,9 @@ CK_TEST(kubeconfig, token_and_token_file) {
   cr_assert_null(cfg->token_file);
   ck_config_free(cfg);
 
-  tdir_t d;
-  tdir_make(&d);
-  char *tok = put(&d, "tok", "secret\n");
+  cktest_dir_t d;
+  cktest_dir_make(&d);
+  char *tok = cktest_dir_put(&d, "tok", "secret\n", 0644);
   char user[512];
   snprintf(user, sizeof user, "{tokenFile: '%s'}", tok);
   yaml = kc(NULL, user);
@@ -728,7 +696,7 @@ CK_TEST(kubeconfig, token_and_token_file) {
   ASSERT_HAS(err.message, "tokenFile");
   ASSERT_HAS(err.message, "no-such-token");
   free(tok);
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
 
 /* ---- exec ------------------------------------------------------------------------- */
@@ -861,8 +829,8 @@ CK_TEST(kubeconfig, impersonation_rejected) {
 
 CK_TEST(kubeconfig, every_error_names_file_and_context) {
   /* A sample of errors from each stage; kc_fail checks file + context. */
-  tdir_t d;
-  tdir_make(&d);
+  cktest_dir_t d;
+  cktest_dir_make(&d);
   static const struct {
     const char *cluster_extra;
     const char *user;
@@ -886,5 +854,5 @@ CK_TEST(kubeconfig, every_error_names_file_and_context) {
   ck_error_t err;
   kcs_fail(&d, "server: ''", NULL, NULL, &err);
   ASSERT_HAS(err.message, "server");
-  tdir_remove(&d);
+  cktest_dir_remove(&d);
 }
