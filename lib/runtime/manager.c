@@ -416,36 +416,32 @@ int ck_manager_run(ck_manager_t *m, ck_error_t *err) {
     ck_sleep_ms(50);
   }
 
+  int64_t grace = m->opts.grace_ms > 0 ? m->opts.grace_ms : 30000;
   if (atomic_load(&m->lost)) {
     CK_ERROR(COMP, m->name, "leader election lost: stopped reconciling");
     atomic_store(&m->leading, false);
     stop_informers(m);
-    stop_workers(m, ck_now_ms() + (m->opts.grace_ms > 0 ? m->opts.grace_ms : 30000));
+    stop_workers(m, ck_now_ms() + grace);
     rc = ck_error_set(err, CK_ECLOSED, "manager %s: leader election lost", m->name);
     goto out;
   }
 
   CK_INFO(COMP, m->name, "stopping: waiting for in-flight reconciles");
-  int64_t deadline = ck_now_ms() + (m->opts.grace_ms > 0 ? m->opts.grace_ms : 30000);
   stop_informers(m);
-  if (!stop_workers(m, deadline)) {
+  if (!stop_workers(m, ck_now_ms() + grace)) {
+    /* Reconciles may still write: the Lease is not released (below), it
+     * expires. */
     rc = ck_error_set(err, CK_ETIMEDOUT,
                       "manager %s: reconciles still running after the grace period", m->name);
-    goto out_keep_lease;
+    goto out;
   }
-  if (m->leader)
-    ck_leader_stop(m->leader); /* releases the Lease */
   ck_recorder_flush(m->recorder, 2000);
   CK_INFO(COMP, m->name, "stopped");
   rc = 0;
-  goto out;
 
-out_keep_lease:
-  /* Reconciles may still write: the Lease is not released, it expires. */
-  atomic_store(&m->leading, false);
 out:
   if (m->leader && rc != CK_ETIMEDOUT)
-    ck_leader_stop(m->leader);
+    ck_leader_stop(m->leader); /* releases the Lease when held */
   if (!m->opts.no_signals) {
     sigaction(SIGTERM, &old_term, NULL);
     sigaction(SIGINT, &old_int, NULL);
