@@ -5,6 +5,7 @@
  * usage: bench-informer NAMESPACE [N] [MODE]   MODE: paginated|watchlist
  * Prints one JSON line: seconds to sync, seconds until the worker had
  * every key, RSS growth, cached bytes, and RSS growth per cached byte. */
+#include "bench_util.h"
 #include "crdkit/informer.h"
 #include "crdkit/workqueue.h"
 
@@ -14,32 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-typedef struct job {
-  ck_client_t *c;
-  const char *ns;
-  int from, to;
-} job_t;
-
-static void *create_range(void *arg) {
-  job_t *j = arg;
-  char value[1800];
-  memset(value, 'x', sizeof value - 1);
-  value[sizeof value - 1] = '\0';
-  for (int i = j->from; i < j->to; i++) {
-    char name[64];
-    snprintf(name, sizeof name, "inf-%05d", i);
-    json_t *cm = json_pack("{s:s,s:s,s:{s:s,s:{s:s,s:s}},s:{s:s}}", "apiVersion", "v1", "kind",
-                           "ConfigMap", "metadata", "name", name, "labels", "bench", "informer",
-                           "app.kubernetes.io/name", "crdkit-bench", "data", "payload", value);
-    ck_error_t err;
-    if (ck_object_create(j->c, &ck_res_configmaps, j->ns, cm, NULL, NULL, &err) != 0 &&
-        !ck_error_is_already_exists(&err))
-      fprintf(stderr, "create %s: %s\n", name, err.message);
-    json_decref(cm);
-  }
-  return NULL;
-}
 
 static long rss_kb(void) {
   FILE *f = fopen("/proc/self/status", "r");
@@ -51,12 +26,6 @@ static long rss_kb(void) {
   if (f)
     fclose(f);
   return kb;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static ck_queue_t *queue;
@@ -84,12 +53,6 @@ static void *worker(void *arg) {
   return NULL;
 }
 
-static int count(void *ctx, json_t *item) {
-  (void)item;
-  (*(long *)ctx)++;
-  return 0;
-}
-
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: bench-informer NAMESPACE [N] [paginated|watchlist]\n");
@@ -106,24 +69,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench-informer: %s\n", err.message);
     return 1;
   }
-  json_t *nso = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
-                          "metadata", "name", ns);
-  ck_object_create(c, &ck_res_namespaces, NULL, nso, NULL, NULL, NULL);
-  json_decref(nso);
-  long have = 0;
-  ck_list_opts_t lo = {.label_selector = "bench=informer"};
-  ck_object_list_each(c, &ck_res_configmaps, ns, &lo, count, &have, NULL, NULL);
-  if (have < n) {
-    fprintf(stderr, "creating %d ConfigMaps in %s...\n", n, ns);
-    pthread_t t[8];
-    job_t jobs[8];
-    for (int i = 0; i < 8; i++) {
-      jobs[i] = (job_t){c, ns, n * i / 8, n * (i + 1) / 8};
-      pthread_create(&t[i], NULL, create_range, &jobs[i]);
-    }
-    for (int i = 0; i < 8; i++)
-      pthread_join(t[i], NULL);
-  }
+  /* 1799 bytes of payload: ~2 KB objects. */
+  bench_ensure_configmaps(c, ns, "bench=informer",
+                          "{\"bench\":\"informer\",\"app.kubernetes.io/name\":\"crdkit-bench\"}",
+                          "inf", n, 1799);
 
   ck_queue_new(&(ck_queue_opts_t){.name = "bench", .qps = -1}, &queue);
   pthread_t w;
@@ -135,17 +84,17 @@ int main(int argc, char **argv) {
   ck_informer_t *inf = NULL;
   ck_informer_new(c, &ck_res_configmaps, &io, &inf, &err);
   ck_informer_add_handler(inf, on_event, NULL);
-  double t0 = now_s();
+  double t0 = bench_now_s();
   ck_informer_start(inf);
   if (ck_informer_wait_synced(inf, 600000) != 0) {
     fprintf(stderr, "bench-informer: no sync in 600 s\n");
     return 1;
   }
-  double t_sync = now_s() - t0;
+  double t_sync = bench_now_s() - t0;
   size_t cached = ck_informer_len(inf);
   while (atomic_load(&processed) < (long)cached)
     nanosleep(&(struct timespec){0, 1000000}, NULL);
-  double t_drain = now_s() - t0;
+  double t_drain = bench_now_s() - t0;
   long rss1 = rss_kb();
   ck_informer_stats_t st;
   ck_informer_get_stats(inf, &st);

@@ -2,6 +2,7 @@
  * exactly as the watch uses them, fed in network-sized chunks.
  * usage: bench-watch-decode FILE [ROUNDS] [CHUNK]
  * Prints one JSON line: bytes, events, seconds, MB/s, events/s, peak RSS. */
+#include "bench_util.h"
 #include "crdkit/watch.h"
 #include "kube/kube_internal.h"
 #include "util/timeutil.h"
@@ -26,12 +27,6 @@ static int on_line(void *ctx, const char *line, size_t len) {
   return 0;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: bench-watch-decode FILE [ROUNDS] [CHUNK]\n");
@@ -46,7 +41,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s\n", err.message);
     return 1;
   }
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (int r = 0; r < rounds; r++) {
     ck_framer_t f = {.max_line = 16u << 20};
     for (size_t off = 0; off < len; off += chunk) {
@@ -56,7 +51,7 @@ int main(int argc, char **argv) {
     }
     ck_framer_free(&f);
   }
-  double dt = now_s() - t0;
+  double dt = bench_now_s() - t0;
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   printf("{\"bench\":\"watch-decode\",\"bytes\":%zu,\"rounds\":%d,\"events\":%ld,\"seconds\":%.4f,"

@@ -1,0 +1,23 @@
+/* Shared by the benchmark programs (bench/). */
+#ifndef BENCH_UTIL_H
+#define BENCH_UTIL_H
+
+#include "crdkit/client.h"
+
+#include <stddef.h>
+
+/* Monotonic seconds. */
+double bench_now_s(void);
+
+/* ck_object_list_each callback counting items into a long. */
+int bench_count_item(void *ctx, json_t *item);
+
+/* Make sure namespace `ns` holds `n` ConfigMaps matching `selector`: named
+ * "<prefix>-NNNNN", labelled with `labels_json` (a JSON object), with a
+ * data.payload of `payload_bytes`. Missing ones are created from 8
+ * threads; failures other than AlreadyExists are reported on stderr. */
+void bench_ensure_configmaps(ck_client_t *c, const char *ns, const char *selector,
+                             const char *labels_json, const char *prefix, int n,
+                             size_t payload_bytes);
+
+#endif
