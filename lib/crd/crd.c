@@ -130,7 +130,7 @@ static int bad(check_t *k, const char *fmt, ...) {
   return ck_error_set(k->err, CK_EINVAL, "%s: %s", kind, msg);
 }
 
-static const char *type_name(ck_crd_type_t t) {
+const char *ck_crd_type_name(ck_crd_type_t t) {
   switch (t) {
   case CK_CRD_STRING: return "string";
   case CK_CRD_INTEGER: return "integer";
@@ -214,13 +214,13 @@ static int check_fields(check_t *k, const ck_crd_field_t *fields) {
 }
 
 static int check_field(check_t *k, const ck_crd_field_t *f, ck_crd_type_t t) {
-  if (!type_name(t))
+  if (!ck_crd_type_name(t))
     return bad(k, "type missing (set .type, or .fields/.items)");
   if (!f->description || !*f->description)
     return bad(k, "description missing (kubectl explain shows it)");
   bool numeric = t == CK_CRD_INTEGER || t == CK_CRD_NUMBER;
   if ((f->minimum || f->maximum) && !numeric)
-    return bad(k, "minimum/maximum need an integer or number field, not %s", type_name(t));
+    return bad(k, "minimum/maximum need an integer or number field, not %s", ck_crd_type_name(t));
   if (f->minimum && f->maximum &&
       (*f->minimum > *f->maximum ||
        (*f->minimum == *f->maximum && (f->exclusive_minimum || f->exclusive_maximum))))
@@ -228,14 +228,14 @@ static int check_field(check_t *k, const ck_crd_field_t *f, ck_crd_type_t t) {
   if ((f->exclusive_minimum && !f->minimum) || (f->exclusive_maximum && !f->maximum))
     return bad(k, "exclusive minimum/maximum without the bound");
   if ((f->min_length || f->max_length || f->pattern) && t != CK_CRD_STRING)
-    return bad(k, "minLength/maxLength/pattern need a string field, not %s", type_name(t));
+    return bad(k, "minLength/maxLength/pattern need a string field, not %s", ck_crd_type_name(t));
   if ((f->min_length && *f->min_length < 0) || (f->max_length && *f->max_length < 0))
     return bad(k, "negative minLength/maxLength");
   if (f->min_length && f->max_length && *f->min_length > *f->max_length)
     return bad(k, "minLength %lld > maxLength %lld", (long long)*f->min_length,
                (long long)*f->max_length);
   if ((f->min_items || f->max_items) && t != CK_CRD_ARRAY)
-    return bad(k, "minItems/maxItems need an array field, not %s", type_name(t));
+    return bad(k, "minItems/maxItems need an array field, not %s", ck_crd_type_name(t));
   if ((f->min_items && *f->min_items < 0) || (f->max_items && *f->max_items < 0))
     return bad(k, "negative minItems/maxItems");
   if (f->min_items && f->max_items && *f->min_items > *f->max_items)
@@ -257,21 +257,21 @@ static int check_field(check_t *k, const ck_crd_field_t *f, ck_crd_type_t t) {
   }
   if (f->enum_values) {
     if (!is_scalar(t) || t == CK_CRD_BOOLEAN)
-      return bad(k, "enum needs a string, integer or number field, not %s", type_name(t));
+      return bad(k, "enum needs a string, integer or number field, not %s", ck_crd_type_name(t));
     for (const char *const *e = f->enum_values; *e; e++) {
       json_t *v = enum_value(t, *e);
       if (!v)
-        return bad(k, "enum value \"%s\" is not of type %s", *e, type_name(t));
+        return bad(k, "enum value \"%s\" is not of type %s", *e, ck_crd_type_name(t));
       json_decref(v);
     }
   }
   if (f->fields && t != CK_CRD_OBJECT)
-    return bad(k, ".fields needs an object field, not %s", type_name(t));
+    return bad(k, ".fields needs an object field, not %s", ck_crd_type_name(t));
   if ((t == CK_CRD_ARRAY || t == CK_CRD_MAP) && !f->items)
     return bad(k, "%s needs .items (the %s schema)", t == CK_CRD_ARRAY ? "array" : "map",
                t == CK_CRD_ARRAY ? "element" : "value");
   if (f->items && t != CK_CRD_ARRAY && t != CK_CRD_MAP)
-    return bad(k, ".items needs an array or map field, not %s", type_name(t));
+    return bad(k, ".items needs an array or map field, not %s", ck_crd_type_name(t));
   if (f->list_type != CK_CRD_LIST_NONE && t != CK_CRD_ARRAY)
     return bad(k, "list type needs an array field");
   if (f->list_map_keys && f->list_type != CK_CRD_LIST_MAP)
@@ -556,7 +556,7 @@ static json_t *field_schema(const ck_crd_field_t *f, ck_crd_type_t t) {
   if (t == CK_CRD_INT_OR_STRING)
     json_object_set_new(o, "x-kubernetes-int-or-string", json_true());
   else
-    json_object_set_new(o, "type", json_string(type_name(t)));
+    json_object_set_new(o, "type", json_string(ck_crd_type_name(t)));
   if (f->description)
     json_object_set_new(o, "description", json_string(f->description));
   if (f->format)

@@ -12,6 +12,10 @@
  * be inferred). */
 ck_crd_type_t ck_crd_field_type(const ck_crd_field_t *f);
 
+/* The OpenAPI type name ("string", "object" for maps, ...), NULL for
+ * CK_CRD_AUTO. Static storage. */
+const char *ck_crd_type_name(ck_crd_type_t t);
+
 /* The version named `name` (NULL: the storage one), or NULL. The table
  * must have passed ck_crd_check. */
 const ck_crd_version_t *ck_crd_find_version(const ck_crd_t *crd, const char *name);

@@ -78,18 +78,10 @@ static void path_restore(ck_buf_t *p, size_t len) {
 /* ---- validation ------------------------------------------------------------ */
 
 static const char *type_word(ck_crd_type_t t) {
-  switch (t) {
-  case CK_CRD_STRING: return "string";
-  case CK_CRD_INTEGER: return "integer";
-  case CK_CRD_NUMBER: return "number";
-  case CK_CRD_BOOLEAN: return "boolean";
-  case CK_CRD_ARRAY: return "array";
-  case CK_CRD_OBJECT:
-  case CK_CRD_MAP: return "object";
-  case CK_CRD_INT_OR_STRING: return "integer or string";
-  case CK_CRD_AUTO: break;
-  }
-  return "?";
+  if (t == CK_CRD_INT_OR_STRING)
+    return "integer or string";
+  const char *n = ck_crd_type_name(t);
+  return n ? n : "?";
 }
 
 static bool type_ok(ck_crd_type_t t, const json_t *v) {
