@@ -45,7 +45,7 @@ struct ck_informer {
 
   pthread_mutex_t mu; /* lifecycle, sync and health */
   pthread_cond_t cv;
-  bool started, stopping, stopped;
+  bool started, stopping;
   bool watchlist_refused;
   reflector_t *refl;
   size_t nrefl;
@@ -501,10 +501,6 @@ void ck_informer_stop(ck_informer_t *inf) {
       pthread_join(inf->refl[i].thread, NULL);
       inf->refl[i].running = false;
     }
-  pthread_mutex_lock(&inf->mu);
-  inf->stopped = true;
-  pthread_cond_broadcast(&inf->cv);
-  pthread_mutex_unlock(&inf->mu);
 }
 
 void ck_informer_free(ck_informer_t *inf) {
