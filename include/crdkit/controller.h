@@ -74,6 +74,8 @@ typedef struct ck_controller_opts {
   const ck_resource_t *primary; /* required; strings must outlive the controller */
   ck_reconcile_fn reconcile;    /* required */
   void *ctx;
+  void (*ctx_free)(void *ctx);  /* called with ctx when the controller is freed
+                                   (with the manager, or when adding it failed); may be NULL */
   int workers;                  /* 0: 1 */
   unsigned filters;             /* CK_FILTER_* */
   /* Custom filter for the primary kind (after `filters`): return false to

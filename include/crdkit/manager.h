@@ -60,7 +60,8 @@ int ck_manager_new(ck_client_t *c, const ck_manager_opts_t *opts, ck_manager_t *
 void ck_manager_free(ck_manager_t *m);
 
 /* Add a controller (before run). *out (may be NULL) is borrowed: it lives
- * as long as the manager. */
+ * as long as the manager. opts->ctx_free, when set, owns opts->ctx from
+ * this call on: it runs when the manager is freed, or here on failure. */
 int ck_manager_add_controller(ck_manager_t *m, const ck_controller_opts_t *opts,
                               ck_controller_t **out, ck_error_t *err);
 

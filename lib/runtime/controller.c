@@ -194,11 +194,16 @@ int ck_controller_watches(ck_controller_t *ctl, const ck_resource_t *res, ck_map
 int ck_controller_create(ck_manager_t *m, const ck_controller_opts_t *opts, ck_controller_t **out,
                          ck_error_t *err) {
   *out = NULL;
-  if (!opts || !opts->name || !*opts->name || !opts->primary || !opts->reconcile)
+  if (!opts || !opts->name || !*opts->name || !opts->primary || !opts->reconcile) {
+    if (opts && opts->ctx_free)
+      opts->ctx_free(opts->ctx);
     return ck_error_set(err, CK_EINVAL, "controller: name, primary resource and reconcile are required");
+  }
   ck_controller_t *ctl = calloc(1, sizeof *ctl);
   if (!ctl || !(ctl->name = strdup(opts->name))) {
     free(ctl);
+    if (opts->ctx_free)
+      opts->ctx_free(opts->ctx);
     return ck_error_set(err, CK_ENOMEM, "out of memory");
   }
   ctl->m = m;
@@ -270,6 +275,8 @@ void ck_controller_destroy(ck_controller_t *ctl) {
   ck_queue_free(ctl->q);
   free(ctl->threads);
   free(ctl->joined);
+  if (ctl->opts.ctx_free)
+    ctl->opts.ctx_free(ctl->opts.ctx);
   free(ctl->name);
   free(ctl);
 }

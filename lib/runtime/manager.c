@@ -214,18 +214,24 @@ int ck_manager_add_controller(ck_manager_t *m, const ck_controller_opts_t *opts,
                               ck_controller_t **out, ck_error_t *err) {
   if (out)
     *out = NULL;
+  int rc = 0;
   if (atomic_load(&m->running))
-    return ck_error_set(err, CK_EINVAL, "manager %s: controllers are added before run", m->name);
-  for (size_t i = 0; opts && opts->name && i < m->nctl; i++)
+    rc = ck_error_set(err, CK_EINVAL, "manager %s: controllers are added before run", m->name);
+  for (size_t i = 0; rc == 0 && opts && opts->name && i < m->nctl; i++)
     if (strcmp(ck_controller_name(m->ctl[i]), opts->name) == 0)
-      return ck_error_set(err, CK_EINVAL, "manager %s: a controller named %s exists", m->name,
-                          opts->name);
-  ck_controller_t **n = realloc(m->ctl, (m->nctl + 1) * sizeof(ck_controller_t *));
-  if (!n)
-    return ck_error_set(err, CK_ENOMEM, "out of memory");
+      rc = ck_error_set(err, CK_EINVAL, "manager %s: a controller named %s exists", m->name,
+                        opts->name);
+  ck_controller_t **n = rc == 0 ? realloc(m->ctl, (m->nctl + 1) * sizeof(ck_controller_t *)) : NULL;
+  if (rc == 0 && !n)
+    rc = ck_error_set(err, CK_ENOMEM, "out of memory");
+  if (rc != 0) {
+    if (opts && opts->ctx_free) /* the controller owned its ctx from the call on */
+      opts->ctx_free(opts->ctx);
+    return rc;
+  }
   m->ctl = n;
   ck_controller_t *ctl = NULL;
-  int rc = ck_controller_create(m, opts, &ctl, err);
+  rc = ck_controller_create(m, opts, &ctl, err);
   if (rc != 0)
     return rc;
   m->ctl[m->nctl++] = ctl;
