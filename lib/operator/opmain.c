@@ -181,7 +181,7 @@ static void usage(const parser_t *p, FILE *f) {
   fprintf(f, "usage: %s [options]\n\n", op->name);
   if (op->description)
     fprintf(f, "%s\n\n", op->description);
-  for (int part = 0; part < 2; part++) {
+  for (int part = 0; part < (p->n > p->nstd ? 2 : 1); part++) {
     fputs(part == 0 ? "Options:\n" : "\nOptions of this operator:\n", f);
     for (size_t i = 0; i < p->n; i++) {
       const ck_flag_t *fl = p->flags[i];

@@ -6,7 +6,7 @@
 // small control endpoint so tests can compact etcd (forcing 410 Gone) or
 // restart the apiserver.
 //
-//	testcluster up [--dir D] [--controller-manager] [--log-dir L]
+//	testcluster up [--dir D] [--controller-manager [--controllers LIST]] [--log-dir L]
 //
 // The apiserver and controller-manager run as child processes of this same
 // binary (subcommands "apiserver" and "controller-manager"), so the
@@ -65,7 +65,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprint(os.Stderr, `usage: testcluster up [--dir DIR] [--controller-manager] [--log-dir DIR]
+	fmt.Fprint(os.Stderr, `usage: testcluster up [--dir DIR] [--controller-manager [--controllers LIST]] [--log-dir DIR]
        testcluster kubectl ARGS...   (also when invoked as "kubectl")
 
 Runs etcd + kube-apiserver (and optionally kube-controller-manager) on

@@ -37,6 +37,7 @@ type cluster struct {
 	etcdURL         string
 	pki             *pki
 	withKCM         bool
+	controllers     string
 	mu              sync.Mutex
 	api             *exec.Cmd
 	apiDone         chan struct{}
@@ -67,6 +68,7 @@ func runUp(args []string) int {
 	dir := fs.String("dir", "", "state directory (default: a new directory on /dev/shm); removed on exit")
 	logDir := fs.String("log-dir", "", "where component logs go (default: DIR/logs, removed on exit)")
 	withKCM := fs.Bool("controller-manager", false, "also run kube-controller-manager (garbage collection, namespace deletion)")
+	controllers := fs.String("controllers", "garbagecollector,namespace", "the controllers kube-controller-manager runs (e.g. add statefulset,serviceaccount)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -74,7 +76,7 @@ func runUp(args []string) int {
 	log.SetFlags(log.Ltime)
 
 	var err error
-	c := &cluster{withKCM: *withKCM, fatal: make(chan error, 4)}
+	c := &cluster{withKCM: *withKCM, controllers: *controllers, fatal: make(chan error, 4)}
 	if *dir == "" {
 		if c.dir, err = defaultDir(); err != nil {
 			log.Printf("cannot create state directory: %v", err)
@@ -313,7 +315,7 @@ func (c *cluster) waitReady(done chan struct{}) error {
 func (c *cluster) startKCM() error {
 	cmd, _, err := c.child("controller-manager", []string{
 		"--kubeconfig=" + filepath.Join(c.dir, "admin.kubeconfig"),
-		"--controllers=garbagecollector,namespace",
+		"--controllers=" + c.controllers,
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--root-ca-file=" + filepath.Join(c.dir, "ca.crt"),
