@@ -817,6 +817,54 @@ static void y_string(ck_buf_t *b, const char *s) {
   ck_buf_putc(b, '"');
 }
 
+static void y_indent(ck_buf_t *b, int n);
+
+/* A multi-line string goes out as a literal block ("|") when it reads
+ * back exactly: printable ASCII, tabs and line breaks only (YAML 1.1
+ * counts some Unicode characters as line breaks), no leading blank or
+ * break (that would need an indentation indicator) and no line of only
+ * blanks. The chomping indicator keeps the trailing breaks as they are. */
+static bool literal_ok(const char *s) {
+  if (!strchr(s, '\n') || s[0] == ' ' || s[0] == '\t' || s[0] == '\n')
+    return false;
+  bool blank_line = true; /* the current line has only blanks so far */
+  size_t blanks = 0;
+  for (const char *p = s; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (c == '\n') {
+      if (blank_line && blanks)
+        return false;
+      blank_line = true, blanks = 0;
+    } else if (c == ' ' || c == '\t') {
+      blanks++;
+    } else if (c >= 0x20 && c < 0x7f) {
+      blank_line = false;
+    } else {
+      return false;
+    }
+  }
+  return !(blank_line && blanks);
+}
+
+static void y_literal(ck_buf_t *b, const char *s, int indent) {
+  size_t n = strlen(s), breaks = 0;
+  while (breaks < n && s[n - 1 - breaks] == '\n')
+    breaks++;
+  ck_buf_puts(b, breaks == 0 ? "|-\n" : breaks == 1 ? "|\n" : "|+\n");
+  /* Every line ends with a break; the last one's is implied when the
+   * string has none ("|-" strips it again). */
+  const char *p = s, *end = s + n;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    if (len)
+      y_indent(b, indent);
+    ck_buf_append(b, p, len);
+    ck_buf_putc(b, '\n');
+    p += len + 1;
+  }
+}
+
 static void y_scalar(ck_buf_t *b, const json_t *v) {
   if (json_is_string(v)) {
     y_string(b, json_string_value(v));
@@ -860,6 +908,9 @@ static void y_map(ck_buf_t *b, const json_t *o, int indent, bool inline_first) {
     if (is_block(val)) {
       ck_buf_putc(b, '\n');
       y_node(b, val, json_is_array(val) ? indent : indent + 2, false);
+    } else if (json_is_string(val) && literal_ok(json_string_value(val))) {
+      ck_buf_putc(b, ' ');
+      y_literal(b, json_string_value(val), indent + 2);
     } else {
       ck_buf_putc(b, ' ');
       y_scalar(b, val);
@@ -877,6 +928,8 @@ static void y_seq(ck_buf_t *b, const json_t *a, int indent, bool inline_first) {
     ck_buf_puts(b, "- ");
     if (is_block(val)) {
       y_node(b, val, indent + 2, true);
+    } else if (json_is_string(val) && literal_ok(json_string_value(val))) {
+      y_literal(b, json_string_value(val), indent + 2);
     } else {
       y_scalar(b, val);
       ck_buf_putc(b, '\n');

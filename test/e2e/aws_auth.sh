@@ -76,6 +76,10 @@ spec:
 YAML
 "$bin" aws-auth render -f "$tmp/objs.yaml" >"$tmp/out.yaml" 2>"$tmp/diag"
 grep -q 'role/admin' "$tmp/out.yaml"
+# Readable: the data is a literal block, and kubectl reads the same text.
+grep -q '^  mapRoles: |$' "$tmp/out.yaml"
+kubectl create --dry-run=client --validate=false -f "$tmp/out.yaml" -o jsonpath='{.data.mapRoles}' |
+  grep -q '^- rolearn: "arn:aws:iam::111122223333:role/admin"$'
 grep -q 'path "team/" stripped' "$tmp/diag"
 cat >>"$tmp/objs.yaml" <<'YAML'
 ---

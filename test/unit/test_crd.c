@@ -191,6 +191,35 @@ CK_TEST(crd, yaml_quotes_what_needs_it) {
   json_decref(v);
 }
 
+/* Multi-line strings (a ConfigMap's data) go out as literal blocks when
+ * they read back exactly, and quoted otherwise; both schemas agree. */
+CK_TEST(crd, yaml_literal_blocks) {
+  json_t *v = cktest_json(
+      "{\"data\":{\"mapRoles\":\"- rolearn: a\\n  groups:\\n  - x\\n\",\"none\":\"a\\nb\","
+      "\"two\":\"a\\n\\n\",\"inner\":\"a\\n\\n  b\\tc\\n\",\"lead\":\" a\\nb\","
+      "\"blank\":\"a\\n  \\nb\",\"crlf\":\"a\\r\\nb\",\"nel\":\"a\\u0085\\nb\","
+      "\"first\":\"\\nb\",\"hash\":\"#x\\n: y\\n- z\\n\"},\"list\":[\"p\\nq\\n\",\"r\"]}");
+  char *y = ck_crd_json_to_yaml(v);
+  cr_assert_not_null(y);
+  cr_assert_not_null(strstr(y, "  mapRoles: |\n    - rolearn: a\n      groups:\n      - x\n"), "%s", y);
+  cr_assert_not_null(strstr(y, "  none: |-\n    a\n    b\n"), "%s", y);
+  cr_assert_not_null(strstr(y, "  two: |+\n    a\n\n"), "%s", y);
+  cr_assert_not_null(strstr(y, "  hash: |\n    #x\n    : y\n"), "%s", y);
+  cr_assert_not_null(strstr(y, "- |\n  p\n  q\n"), "%s", y);
+  cr_assert_not_null(strstr(y, "  lead: \" a\\nb\"\n"), "leading blank: quoted\n%s", y);
+  cr_assert_not_null(strstr(y, "  blank: \"a"), "a blank-only line: quoted\n%s", y);
+  cr_assert_not_null(strstr(y, "  crlf: \"a"), "%s", y);
+  cr_assert_not_null(strstr(y, "  nel: \"a"), "%s", y);
+  cr_assert_not_null(strstr(y, "  first: \""), "%s", y);
+  for (int s = 0; s < 2; s++) {
+    json_t *back = yaml_back(y, s ? CK_YAML_11 : CK_YAML_CORE);
+    cr_assert(json_equal(back, v), "schema %d:\n%s", s, y);
+    json_decref(back);
+  }
+  free(y);
+  json_decref(v);
+}
+
 CK_TEST(crd, resource_and_name) {
   ck_resource_t r;
   ck_error_t err = {0};
