@@ -264,7 +264,12 @@ int aa_restore(const aa_run_opts_t *o, int revision, bool list, FILE *out, ck_er
       }
       rc = ck_object_replace(c, &ck_res_configmaps, ns, name, cm, NULL, NULL, err);
       if (rc == 0)
-        fprintf(out, "restored %s/%s from %s/%s %s\n", ns, name, ns, hname, best);
+        fprintf(out,
+                "restored %s/%s from %s/%s %s\n"
+                "note: a running aws-auth operator puts back the entries its AWSAuth objects own "
+                "(they are the source of truth); to restore those too, stop it or fix the "
+                "objects first\n",
+                ns, name, ns, hname, best);
     }
     json_decref(old);
   }
