@@ -181,5 +181,22 @@ wait_for 30 has_role attacker
 wait_for 30 is_cond late Ready True
 has_role role/eks-node
 stop
+
+echo "== restore (operator stopped): the revision before the last write comes back"
+"$bin" aws-auth restore --list --configmap "$ns/aws-auth" >"$log.list"
+[ "$(grep -c '^[0-9]' "$log.list")" -ge 3 ] || { echo "history:"; cat "$log.list"; exit 1; }
+newest=$(sort -n "$log.list" | tail -n 1 | cut -f1)
+"$bin" aws-auth restore --configmap "$ns/aws-auth" >"$log.out"
+grep -q "from $ns/aws-auth-history rev-0*$newest" "$log.out" || { cat "$log.out"; exit 1; }
+grep -q 'running aws-auth operator puts back' "$log.out"
+has_role '"admin"'       # the winner before it was deleted
+no_role attacker
+has_role role/eks-node
+[ "$(kubectl -n "$ns" get configmap aws-auth -o jsonpath='{.data.mapAccounts}')" = '- "111122223333"' ]
+[ "$(kubectl -n "$ns" get configmap aws-auth -o jsonpath='{.metadata.labels.keep}')" = me ]
+rc=0
+"$bin" aws-auth restore --revision 999999 --configmap "$ns/aws-auth" 2>"$log.out" || rc=$?
+[ "$rc" = 1 ] && grep -q 'no revision 999999' "$log.out" || { echo "rc=$rc"; cat "$log.out"; exit 1; }
+rm -f "$log.list" "$log.out"
 grep -q '"level":"error"' "$log" && { echo "errors logged:"; grep '"level":"error"' "$log"; exit 1; }
 echo ok
