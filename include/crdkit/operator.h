@@ -80,8 +80,11 @@ typedef ck_outcome_t (*ck_handler_fn)(ck_handler_t *h, void *ctx);
 
 typedef struct ck_timer {
   const char *name;    /* logs; required */
-  int64_t interval_ms; /* > 0 */
+  int64_t interval_ms; /* > 0, unless interval_flag is set */
   ck_handler_fn fn;
+  /* A CK_FLAG_INT flag of the operator, in seconds, that sets the
+   * interval instead (e.g. "recheck-seconds"); NULL: interval_ms. */
+  const char *interval_flag;
 } ck_timer_t;
 
 typedef enum ck_compat {

@@ -33,6 +33,7 @@ typedef struct hctl {
   ck_resource_t res;
   char *finalizer;
   size_t ntimers;
+  int64_t *interval_ms; /* per timer */
   pthread_mutex_t mu;
   ck_strmap_t states;
 } hctl_t;
@@ -260,6 +261,7 @@ static void hctl_free(void *p) {
   ck_strmap_free(&hc->states);
   pthread_mutex_destroy(&hc->mu);
   free(hc->finalizer);
+  free(hc->interval_ms);
   free(hc);
 }
 
@@ -356,7 +358,8 @@ static int64_t run_timers(hctl_t *hc, ck_handler_t *h, hstate_t *st, ck_outcome_
     const ck_timer_t *t = &hc->hs->timers[i];
     if (!st->timer_last[i])
       st->timer_last[i] = now; /* first run one interval after it was handled */
-    if (now - st->timer_last[i] >= t->interval_ms) {
+    int64_t every = hc->interval_ms[i];
+    if (now - st->timer_last[i] >= every) {
       ck_outcome_t o = run(h, t->fn, t->name);
       if (o.kind != CK_OUTCOME_RETRY)
         st->timer_last[i] = now;
@@ -365,7 +368,7 @@ static int64_t run_timers(hctl_t *hc, ck_handler_t *h, hstate_t *st, ck_outcome_
       if (o.kind > worst->kind)
         *worst = o;
     }
-    int64_t due = st->timer_last[i] + t->interval_ms - now;
+    int64_t due = st->timer_last[i] + every - now;
     if (due < 1)
       due = 1;
     if (next < 0 || due < next)
@@ -388,6 +391,7 @@ static ck_result_t hreconcile(void *vctx, ck_reconcile_t *rc) {
   const json_t *spec = json_object_get(obj, "spec");
   h.spec = json_is_object(spec) ? spec : empty;
   ck_result_t res = ck_done();
+  json_t *old_ref = NULL;
   if (!empty || !h.diff || !h.status_sets) {
     res = ck_fail();
     goto out;
@@ -431,9 +435,11 @@ static ck_result_t hreconcile(void *vctx, ck_reconcile_t *rc) {
     fn = hs->on_create, reason = "create";
   } else if (json_is_integer(og) && gen > json_integer_value(og)) {
     fn = hs->on_update, reason = "update";
-    h.old_spec = st->spec;
-    if (!h.old_spec && hs->keep_last_spec)
-      h.old_spec = json_object_get(status, "lastHandledSpec");
+    /* A reference of our own: st->spec is replaced below. */
+    old_ref = json_incref(st->spec);
+    if (!old_ref && hs->keep_last_spec)
+      old_ref = json_incref(json_object_get(status, "lastHandledSpec"));
+    h.old_spec = old_ref;
     if (diff_values(h.diff, "spec", h.old_spec ? h.old_spec : empty, h.spec) != 0) {
       res = ck_fail();
       goto out;
@@ -458,6 +464,9 @@ static ck_result_t hreconcile(void *vctx, ck_reconcile_t *rc) {
   if (o.kind != CK_OUTCOME_RETRY && hc->ntimers) {
     ck_outcome_t worst = ck_ok();
     const char *keep = h.reason;
+    /* Timers are not updates: no old spec, no diff. */
+    h.old_spec = NULL;
+    json_array_clear(h.diff);
     next_timer = run_timers(hc, &h, st, &worst);
     h.reason = keep;
     if (worst.kind == CK_OUTCOME_RETRY)
@@ -473,6 +482,7 @@ static ck_result_t hreconcile(void *vctx, ck_reconcile_t *rc) {
   if (res.kind == CK_RESULT_DONE && next_timer >= 0)
     res = ck_requeue_after(next_timer);
 out:
+  json_decref(old_ref);
   json_decref(h.diff);
   json_decref(h.status_sets);
   json_decref(empty);
@@ -513,10 +523,19 @@ int ck_handlers_add(ck_manager_t *m, const ck_handlers_t *hs, const ck_args_t *a
   else
     hc->res = *hs->resource;
   const char *name = hs->name ? hs->name : hc->res.resource;
-  for (const ck_timer_t *t = hs->timers; rc == 0 && t && t->fn; t++, hc->ntimers++)
-    if (t->interval_ms <= 0 || !t->name)
-      rc = ck_error_set(err, CK_EINVAL, "handlers %s: timer %s needs a name and interval_ms > 0",
+  for (const ck_timer_t *t = hs->timers; t && t->fn; t++)
+    hc->ntimers++;
+  if (rc == 0 && !(hc->interval_ms = calloc(hc->ntimers + 1, sizeof *hc->interval_ms)))
+    rc = ck_error_set(err, CK_ENOMEM, "out of memory");
+  for (size_t i = 0; rc == 0 && i < hc->ntimers; i++) {
+    const ck_timer_t *t = &hs->timers[i];
+    hc->interval_ms[i] = t->interval_ms;
+    if (t->interval_flag)
+      hc->interval_ms[i] = ck_args_int(args, t->interval_flag, t->interval_ms / 1000) * 1000;
+    if (hc->interval_ms[i] <= 0 || !t->name)
+      rc = ck_error_set(err, CK_EINVAL, "handlers %s: timer %s needs a name and an interval > 0",
                         name, t->name ? t->name : "(unnamed)");
+  }
   if (rc == 0 && hs->keep_last_spec && hs->crd && !crd_status_has(hs->crd, "lastHandledSpec"))
     rc = ck_error_set(err, CK_EINVAL,
                       "handlers %s: keep_last_spec needs status.lastHandledSpec in the CRD "
