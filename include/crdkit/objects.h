@@ -67,6 +67,15 @@ int ck_owner_ref_set(json_t *child, const json_t *owner, bool controller);
 /* The ownerReference with controller=true (borrowed), or NULL. */
 const json_t *ck_owner_controller(const json_t *obj);
 
+/* ---- Secrets -------------------------------------------------------------- */
+/* The text under `key` in Secret ns/name (its data, base64-decoded).
+ * *out is malloc'd (caller frees), NUL-terminated. Returns 0; CK_EAPI
+ * (e.g. ck_error_is_not_found) from the GET; CK_EINVAL when the key is
+ * absent, not base64, or holds a NUL byte (err names the Secret and key,
+ * never the value). */
+int ck_secret_text(ck_client_t *c, const char *ns, const char *name, const char *key, char **out,
+                   ck_error_t *err);
+
 /* ---- conditions (metav1.Condition) ------------------------------------- */
 typedef struct ck_condition {
   const char *type;    /* "Ready" */

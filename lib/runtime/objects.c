@@ -1,5 +1,6 @@
 /* Metadata accessors, owner references and the status subresource write. */
 #include "crdkit/objects.h"
+#include "util/base64.h"
 
 #include "crdkit/error.h"
 
@@ -172,4 +173,30 @@ int ck_status_update(ck_client_t *c, const ck_resource_t *res, const json_t *obj
   free(text);
   stale_to_conflict(rc, err, rv);
   return rc;
+}
+
+int ck_secret_text(ck_client_t *c, const char *ns, const char *name, const char *key, char **out,
+                   ck_error_t *err) {
+  *out = NULL;
+  json_t *secret = NULL;
+  int rc = ck_object_get(c, &ck_res_secrets, ns, name, NULL, &secret, err);
+  if (rc != 0)
+    return rc;
+  const char *b64 = json_string_value(json_object_get(json_object_get(secret, "data"), key));
+  unsigned char *bytes = NULL;
+  size_t n = 0;
+  if (!b64)
+    rc = ck_error_set(err, CK_EINVAL, "Secret %s/%s has no key %s", ns, name, key);
+  else if (ck_base64_decode(b64, &bytes, &n) != 0)
+    rc = ck_error_set(err, CK_EINVAL, "Secret %s/%s key %s is not valid base64", ns, name, key);
+  else if (memchr(bytes, 0, n))
+    rc = ck_error_set(err, CK_EINVAL, "Secret %s/%s key %s holds a NUL byte, not text", ns, name,
+                      key);
+  json_decref(secret);
+  if (rc != 0) {
+    free(bytes);
+    return rc;
+  }
+  *out = (char *)bytes; /* ck_base64_decode NUL-terminates */
+  return 0;
 }
