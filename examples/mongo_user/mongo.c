@@ -18,8 +18,26 @@ enum {
 static pthread_once_t mu_once = PTHREAD_ONCE_INIT;
 static atomic_bool mu_inited;
 
+static mu_log_fn mu_log_to;
+static void *mu_log_ctx;
+
+void mu_set_log(mu_log_fn fn, void *ctx) {
+  mu_log_to = fn;
+  mu_log_ctx = ctx;
+}
+
+/* libmongoc's messages go to the program's log (or nowhere), never as
+ * lines of their own on stderr among the operator's. */
+static void mu_log_handler(mongoc_log_level_t level, const char *domain, const char *message,
+                           void *ctx) {
+  (void)ctx;
+  if (mu_log_to && level <= MONGOC_LOG_LEVEL_INFO)
+    mu_log_to(mu_log_ctx, level <= MONGOC_LOG_LEVEL_ERROR, domain, message);
+}
+
 static void mu_init_once(void) {
   mongoc_init();
+  mongoc_log_set_handler(mu_log_handler, NULL);
   atomic_store(&mu_inited, true);
 }
 

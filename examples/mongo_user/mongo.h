@@ -61,6 +61,12 @@ void mu_roles_free(char **roles);
 int mu_user_authenticate(const char *uri, const char *db, const char *user, const char *password,
                          char *errbuf, size_t errlen);
 
+/* Where libmongoc's own messages go (info and more severe; `error` for
+ * error and critical): to fn, or nowhere when fn is NULL (the default).
+ * Call it before the first mu_ call. */
+typedef void (*mu_log_fn)(void *ctx, bool error, const char *domain, const char *message);
+void mu_set_log(mu_log_fn fn, void *ctx);
+
 /* Run mongoc_cleanup() (see above). Harmless if no mu_ call ever ran. */
 void mu_cleanup(void);
 

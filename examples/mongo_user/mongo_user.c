@@ -135,7 +135,13 @@ static const ck_timer_t timers[] = {
     {.name = "recheck", .fn = ensure, .interval_ms = 300000, .interval_flag = "recheck-seconds"},
     {0}};
 
+static void driver_log(void *ctx, bool error, const char *domain, const char *message) {
+  (void)ctx;
+  ck_log(error ? CK_LOG_WARN : CK_LOG_DEBUG, "libmongoc", domain, "%s", message);
+}
+
 int main(int argc, char **argv) {
+  mu_set_log(driver_log, NULL);
   static const ck_flag_t flags[] = {
       {.name = "mongo-uri", .required = true,
        .help = "mongodb:// URI of a user allowed to manage users (keep it in a Secret)"},
