@@ -99,7 +99,10 @@ static ck_outcome_t ensure(ck_handler_t *h, void *ctx) {
   size_t nroles = json_array_size(roles_json), i;
   const char **roles = calloc(nroles + 1, sizeof *roles);
   json_t *r;
-  json_array_foreach(roles_json, i, r) if (roles) roles[i] = json_string_value(r);
+  json_array_foreach(roles_json, i, r) {
+    if (roles)
+      roles[i] = json_string_value(r);
+  }
   int rc = roles ? mu_user_ensure(uri_of(h), db, user, pw, roles, nroles, msg, sizeof msg) : -1;
   free(roles);
   free(pw);

@@ -173,12 +173,19 @@ static int diff_values(json_t *out, const char *path, const json_t *old, const j
     json_t *keys = json_object();
     const char *k;
     json_t *v;
-    json_object_foreach((json_t *)old, k, v) json_object_set(keys, k, json_true());
-    json_object_foreach((json_t *)new, k, v) json_object_set(keys, k, json_true());
+    json_object_foreach((json_t *)old, k, v) {
+      json_object_set(keys, k, json_true());
+    }
+    json_object_foreach((json_t *)new, k, v) {
+      json_object_set(keys, k, json_true());
+    }
     size_t n = json_object_size(keys), i = 0;
     const char **sorted = calloc(n ? n : 1, sizeof *sorted);
     int rc = sorted ? 0 : CK_ENOMEM;
-    json_object_foreach(keys, k, v) if (sorted) sorted[i++] = k;
+    json_object_foreach(keys, k, v) {
+      if (sorted)
+        sorted[i++] = k;
+    }
     for (size_t a = 1; rc == 0 && a < n; a++) /* insertion sort: specs are small */
       for (size_t b = a; b > 0 && strcmp(sorted[b - 1], sorted[b]) > 0; b--) {
         const char *t = sorted[b];
@@ -390,12 +397,10 @@ static ck_result_t hreconcile(void *vctx, ck_reconcile_t *rc) {
                     .status_sets = json_object(), .reason = "reconcile"};
   const json_t *spec = json_object_get(obj, "spec");
   h.spec = json_is_object(spec) ? spec : empty;
-  ck_result_t res = ck_done();
+  ck_result_t res = ck_fail(); /* unless a path below decides otherwise */
   json_t *old_ref = NULL;
-  if (!empty || !h.diff || !h.status_sets) {
-    res = ck_fail();
+  if (!empty || !h.diff || !h.status_sets)
     goto out;
-  }
   if (ck_obj_is_deleting(obj)) {
     res = do_delete(hc, &h, obj);
     hstate_drop(hc, ck_reconcile_key(rc));
@@ -406,7 +411,6 @@ static ck_result_t hreconcile(void *vctx, ck_reconcile_t *rc) {
     ck_error_t err = {0};
     if (ck_reconcile_finalizer_add(rc, obj, hc->finalizer, &after, &err) != 0) {
       ck_handler_log(&h, CK_LOG_WARN, "adding finalizer %s: %s", hc->finalizer, err.message);
-      res = ck_fail();
       goto out;
     }
     json_decref(obj);
@@ -418,10 +422,8 @@ static ck_result_t hreconcile(void *vctx, ck_reconcile_t *rc) {
   pthread_mutex_lock(&hc->mu);
   hstate_t *st = hstate_get(hc, ck_reconcile_key(rc), ck_obj_uid(obj) ? ck_obj_uid(obj) : "");
   pthread_mutex_unlock(&hc->mu);
-  if (!st) {
-    res = ck_fail();
+  if (!st)
     goto out;
-  }
   /* The state is only touched by the one worker reconciling this key. */
   const json_t *status = json_object_get(obj, "status");
   const json_t *og = json_object_get(status, "observedGeneration");
@@ -440,10 +442,8 @@ static ck_result_t hreconcile(void *vctx, ck_reconcile_t *rc) {
     if (!old_ref && hs->keep_last_spec)
       old_ref = json_incref(json_object_get(status, "lastHandledSpec"));
     h.old_spec = old_ref;
-    if (diff_values(h.diff, "spec", h.old_spec ? h.old_spec : empty, h.spec) != 0) {
-      res = ck_fail();
+    if (diff_values(h.diff, "spec", h.old_spec ? h.old_spec : empty, h.spec) != 0)
       goto out;
-    }
   } else if (!st->seen) {
     fn = hs->on_resume, reason = "resume", handles = false;
   } else {
@@ -527,7 +527,7 @@ int ck_handlers_add(ck_manager_t *m, const ck_handlers_t *hs, const ck_args_t *a
     hc->ntimers++;
   if (rc == 0 && !(hc->interval_ms = calloc(hc->ntimers + 1, sizeof *hc->interval_ms)))
     rc = ck_error_set(err, CK_ENOMEM, "out of memory");
-  for (size_t i = 0; rc == 0 && i < hc->ntimers; i++) {
+  for (size_t i = 0; rc == 0 && hs->timers && hc->interval_ms && i < hc->ntimers; i++) {
     const ck_timer_t *t = &hs->timers[i];
     hc->interval_ms[i] = t->interval_ms;
     if (t->interval_flag)

@@ -82,7 +82,7 @@ typedef struct parser {
 static void env_name(const parser_t *p, const char *flag, char *out, size_t len) {
   int n = snprintf(out, len, "%s_", p->prefix);
   for (size_t i = 0; flag[i] && (size_t)n + 1 < len; i++, n++)
-    out[n] = flag[i] == '-' ? '_' : (char)toupper((unsigned char)flag[i]);
+    out[n] = (char)(flag[i] == '-' ? '_' : toupper((unsigned char)flag[i]));
   out[(size_t)n < len ? (size_t)n : len - 1] = 0;
 }
 
@@ -204,10 +204,11 @@ static void usage(const parser_t *p, FILE *f) {
       fprintf(f, "  %-32s %s%s\n  %-32s env %s\n", head, fl->help ? fl->help : "", extra, "",
               var);
     }
+    if (part == 0)
+      fputs("  --version                        print the version and exit\n"
+            "  --help                           this text\n",
+            f);
   }
-  fputs("  --version                        print the version and exit\n"
-        "  --help                           this text\n",
-        f);
 }
 
 static void parser_free(parser_t *p) {
@@ -222,12 +223,12 @@ static int parse(parser_t *p, int argc, char **argv) {
   const char *src = op->env_prefix ? op->env_prefix : op->name;
   size_t k = 0;
   for (; src[k] && k + 1 < sizeof p->prefix; k++)
-    p->prefix[k] = isalnum((unsigned char)src[k]) ? (char)toupper((unsigned char)src[k]) : '_';
+    p->prefix[k] = (char)(isalnum((unsigned char)src[k]) ? toupper((unsigned char)src[k]) : '_');
   p->prefix[k] = 0;
   size_t nstd = sizeof std_flags / sizeof std_flags[0] - 1, nop = 0;
   for (const ck_flag_t *f = op->flags; f && f->name; f++)
     nop++;
-  p->flags = calloc(nstd + nop + 1, sizeof *p->flags);
+  p->flags = calloc(nstd + nop + 1, sizeof(const ck_flag_t *));
   struct option *lo = calloc(nstd + nop + 3, sizeof *lo);
   p->args.values = json_object();
   p->args.namespaces = json_array();
@@ -352,7 +353,10 @@ static int run(const ck_operator_t *op, const ck_args_t *a) {
   if (!ck_args_bool(a, "all-namespaces")) {
     size_t i;
     json_t *v;
-    json_array_foreach(a->namespaces, i, v) if (nns < 256) nss[nns++] = json_string_value(v);
+    json_array_foreach(a->namespaces, i, v) {
+      if (nns < 256)
+        nss[nns++] = json_string_value(v);
+    }
     for (const char *const *d = op->default_namespaces; !json_array_size(a->namespaces) && d && *d;
          d++)
       if (nns < 256)
