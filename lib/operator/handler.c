@@ -68,7 +68,8 @@ const ck_crd_field_t ck_handler_condition_schema = {
 
 /* ---- outcomes -------------------------------------------------------------- */
 
-static void set_message(ck_handler_t *h, const char *fmt, va_list ap) {
+__attribute__((format(printf, 2, 0))) static void set_message(ck_handler_t *h, const char *fmt,
+                                                               va_list ap) {
   vsnprintf(h->message, sizeof h->message, fmt, ap);
 }
 
