@@ -7,7 +7,7 @@
 #   make fuzz   longer fuzz runs (FUZZ_SECONDS per target, default 300)
 #   make bench  benchmarks on the local control plane (docs/performance.md)
 #   make format clang-format the sources
-.PHONY: all deps build test demo lint fuzz bench format clean install
+.PHONY: all deps build test demo lint fuzz bench bench-peers format clean install
 
 all: build
 
@@ -34,6 +34,9 @@ fuzz: deps
 
 bench: deps build
 	@scripts/bench
+
+bench-peers: deps build
+	@bench/harness/run.sh
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
