@@ -27,6 +27,8 @@ typedef struct op {
   ck_manager_t *m;
   pthread_mutex_t mu;
   json_t *last_known; /* the last aws-auth seen or written */
+  json_t *history;    /* the history ConfigMap as last written (reconciles run one at a
+                         time: THE_KEY), so a save needs no GET first */
   ck_series_t *writes, *conflicts, *repairs, *parse_errors, *owned, *foreign, *invalid,
       *conflicted, *bytes, *blocked;
 } op_t;
@@ -66,8 +68,15 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
   for (int attempt = 0; attempt < 5; attempt++) {
     json_t *h = NULL;
     ck_error_t e = {0};
-    int rc = ck_object_get(c, &ck_res_configmaps, op->cm_ns, hname, NULL, &h, &e);
-    bool create = rc == CK_EAPI && ck_error_is_not_found(&e);
+    int rc = 0;
+    bool create = false;
+    if (op->history) { /* ours from the last save; a conflict below reads it afresh */
+      h = json_deep_copy(op->history);
+      rc = h ? 0 : ck_error_set(&e, CK_ENOMEM, "out of memory");
+    } else {
+      rc = ck_object_get(c, &ck_res_configmaps, op->cm_ns, hname, NULL, &h, &e);
+      create = rc == CK_EAPI && ck_error_is_not_found(&e);
+    }
     if (rc != 0 && !create) {
       free(text);
       *err = e;
@@ -96,9 +105,14 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
     snprintf(old, sizeof old, "rev-%06ld", top + 1 - keep);
     if (top + 1 - keep > 0)
       json_object_del(hd, old);
-    rc = create ? ck_object_create(c, &ck_res_configmaps, op->cm_ns, h, NULL, NULL, &e)
-                : ck_object_replace(c, &ck_res_configmaps, op->cm_ns, hname, h, NULL, NULL, &e);
+    json_t *out = NULL;
+    rc = create ? ck_object_create(c, &ck_res_configmaps, op->cm_ns, h, NULL, &out, &e)
+                : ck_object_replace(c, &ck_res_configmaps, op->cm_ns, hname, h, NULL, &out, &e);
     json_decref(h);
+    json_decref(op->history);
+    op->history = rc == 0 ? out : NULL;
+    if (rc != 0)
+      json_decref(out);
     if (rc == 0) {
       free(text);
       return 0;
@@ -462,6 +476,7 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   ck_client_free(client);
   ck_config_free(cfg);
   json_decref(op.last_known);
+  json_decref(op.history);
   pthread_mutex_destroy(&op.mu);
   return rc;
 }
