@@ -9,6 +9,7 @@
 #include "crdkit/manager.h"
 #include "crdkit/metrics.h"
 #include "crdkit/objects.h"
+#include "util/parallel.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -26,6 +27,8 @@ typedef struct op {
   ck_manager_t *m;
   pthread_mutex_t mu;
   json_t *last_known; /* the last aws-auth seen or written */
+  json_t *history;    /* the history ConfigMap as last written (reconciles run one at a
+                         time: THE_KEY), so a save needs no GET first */
   ck_series_t *writes, *conflicts, *repairs, *parse_errors, *owned, *foreign, *invalid,
       *conflicted, *bytes, *blocked;
 } op_t;
@@ -65,8 +68,15 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
   for (int attempt = 0; attempt < 5; attempt++) {
     json_t *h = NULL;
     ck_error_t e = {0};
-    int rc = ck_object_get(c, &ck_res_configmaps, op->cm_ns, hname, NULL, &h, &e);
-    bool create = rc == CK_EAPI && ck_error_is_not_found(&e);
+    int rc = 0;
+    bool create = false;
+    if (op->history) { /* ours from the last save; a conflict below reads it afresh */
+      h = json_deep_copy(op->history);
+      rc = h ? 0 : ck_error_set(&e, CK_ENOMEM, "out of memory");
+    } else {
+      rc = ck_object_get(c, &ck_res_configmaps, op->cm_ns, hname, NULL, &h, &e);
+      create = rc == CK_EAPI && ck_error_is_not_found(&e);
+    }
     if (rc != 0 && !create) {
       free(text);
       *err = e;
@@ -95,9 +105,14 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
     snprintf(old, sizeof old, "rev-%06ld", top + 1 - keep);
     if (top + 1 - keep > 0)
       json_object_del(hd, old);
-    rc = create ? ck_object_create(c, &ck_res_configmaps, op->cm_ns, h, NULL, NULL, &e)
-                : ck_object_replace(c, &ck_res_configmaps, op->cm_ns, hname, h, NULL, NULL, &e);
+    json_t *out = NULL;
+    rc = create ? ck_object_create(c, &ck_res_configmaps, op->cm_ns, h, NULL, &out, &e)
+                : ck_object_replace(c, &ck_res_configmaps, op->cm_ns, hname, h, NULL, &out, &e);
     json_decref(h);
+    json_decref(op->history);
+    op->history = rc == 0 ? out : NULL;
+    if (rc != 0)
+      json_decref(out);
     if (rc == 0) {
       free(text);
       return 0;
@@ -176,6 +191,79 @@ static void log_diff(op_t *op, const json_t *live, const aa_result_t *r) {
             users ? users : "", r->map_users);
 }
 
+/* Requests to the apiserver in flight at once for per-object work
+ * (finalizers, statuses). */
+#define PARALLEL 16
+
+typedef struct fin_job {
+  op_t *op;
+  ck_client_t *c;
+  json_t *objects; /* read only here */
+  json_t **out;    /* [i]: the object after its finalizer was added */
+} fin_job_t;
+
+static void finalizer_job(void *ctx, size_t i) {
+  fin_job_t *j = ctx;
+  json_t *obj = json_array_get(j->objects, i);
+  if (ck_obj_is_deleting(obj) || ck_finalizer_has(obj, AA_DEFAULT_FINALIZER))
+    return;
+  json_t *out = NULL;
+  ck_error_t err = {0};
+  if (ck_finalizer_add(j->c, &j->op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) == 0 && out) {
+    ck_informer_observe(j->op->objs, out);
+    j->out[i] = out;
+    return;
+  }
+  if (!ck_error_is_not_found(&err))
+    CK_WARN(COMP, ck_obj_name(obj), "adding the finalizer: %s", err.message);
+  json_decref(out);
+}
+
+typedef struct status_job {
+  op_t *op;
+  ck_client_t *c;
+  ck_reconcile_t *rc;
+  json_t *objects;
+  const aa_result_t *r;
+  bool clean;
+  const char *write_err;
+} status_job_t;
+
+/* One object's part after the merge: its finalizer released when it is
+ * being deleted and its entries are gone, else its status and Events. */
+static void status_job(void *ctx, size_t i) {
+  status_job_t *j = ctx;
+  op_t *op = j->op;
+  const aa_result_t *r = j->r;
+  const aa_obj_status_t *st = &r->objs[i];
+  json_t *obj = json_array_get(j->objects, i);
+  ck_error_t err = {0};
+  json_t *out = NULL;
+  if (st->deleting) {
+    bool release = st->has_finalizer && !r->blocked && !op->o->dry_run &&
+                   (st->release_now || (st->release_after_write && j->clean));
+    if (release && ck_finalizer_remove(j->c, &op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) != 0)
+      CK_WARN(COMP, st->name, "removing the finalizer: %s", err.message);
+    json_decref(out);
+    return;
+  }
+  json_t *status = build_status(op, obj, st, r, j->clean, j->write_err);
+  if (ck_status_update(j->c, &op->res, obj, status, &out, &err) == 0) {
+    if (out)
+      ck_informer_observe(op->objs, out);
+  } else if (!ck_error_is_not_found(&err) && !ck_error_is_conflict(&err)) {
+    CK_WARN(COMP, st->name, "status: %s", err.message);
+  }
+  if (!st->valid)
+    ck_reconcile_event(j->rc, obj, "Warning", "Invalid", "%s", st->invalid_msg);
+  else if (st->conflicted)
+    ck_reconcile_event(j->rc, obj, "Warning", "Conflicted", "%s", st->conflict_msg);
+  else if (r->blocked)
+    ck_reconcile_event(j->rc, obj, "Warning", "Blocked", "%s", r->blocked_msg);
+  json_decref(status);
+  json_decref(out);
+}
+
 static ck_result_t reconcile(void *ctx, ck_reconcile_t *rc) {
   op_t *op = ctx;
   ck_client_t *c = ck_reconcile_client(rc);
@@ -184,19 +272,17 @@ static ck_result_t reconcile(void *ctx, ck_reconcile_t *rc) {
   ck_informer_list(op->objs, NULL, collect, objects);
 
   /* Finalizers first: an object's entries are written only once its
-   * delete can no longer be missed. */
-  for (size_t i = 0; i < json_array_size(objects); i++) {
-    json_t *obj = json_array_get(objects, i);
-    if (ck_obj_is_deleting(obj) || ck_finalizer_has(obj, AA_DEFAULT_FINALIZER))
-      continue;
-    json_t *out = NULL;
-    if (ck_finalizer_add(c, &op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) == 0 && out) {
-      ck_informer_observe(op->objs, out);
-      json_array_set(objects, i, out);
-    } else if (!ck_error_is_not_found(&err)) {
-      CK_WARN(COMP, ck_obj_name(obj), "adding the finalizer: %s", err.message);
-    }
-    json_decref(out);
+   * delete can no longer be missed. The patches go out in parallel (one
+   * HTTP/2 connection carries them all): a burst of new objects costs one
+   * round trip per PARALLEL objects, not one per object. */
+  fin_job_t fj = {.op = op, .c = c, .objects = objects,
+                  .out = calloc(json_array_size(objects) + 1, sizeof(json_t *))};
+  if (fj.out) {
+    ck_parallel_for(json_array_size(objects), PARALLEL, finalizer_job, &fj);
+    for (size_t i = 0; i < json_array_size(objects); i++)
+      if (fj.out[i])
+        json_array_set_new(objects, i, fj.out[i]);
+    free(fj.out);
   }
 
   json_t *live = NULL;
@@ -288,41 +374,15 @@ static ck_result_t reconcile(void *ctx, ck_reconcile_t *rc) {
 
   if (!conflict) {
     size_t ninvalid = 0, nconflicted = 0;
-    bool clean = wrote || !r->write_needed;
-    for (size_t i = 0; i < r->nobjs && i < json_array_size(objects); i++) {
-      const aa_obj_status_t *st = &r->objs[i];
-      json_t *obj = json_array_get(objects, i);
-      ninvalid += !st->valid;
-      nconflicted += st->conflicted;
-      if (st->deleting) {
-        bool release = st->has_finalizer && !r->blocked && !op->o->dry_run &&
-                       (st->release_now || (st->release_after_write && clean));
-        json_t *out = NULL;
-        if (release &&
-            ck_finalizer_remove(c, &op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) != 0)
-          CK_WARN(COMP, st->name, "removing the finalizer: %s", err.message);
-        json_decref(out);
-        continue;
-      }
-      json_t *status = build_status(op, obj, st, r, clean, write_err[0] ? write_err : NULL);
-      json_t *out = NULL;
-      err = (ck_error_t){0};
-      if (ck_status_update(c, &op->res, obj, status, &out, &err) == 0) {
-        if (out)
-          ck_informer_observe(op->objs, out);
-      } else if (!ck_error_is_not_found(&err) && !ck_error_is_conflict(&err)) {
-        CK_WARN(COMP, st->name, "status: %s", err.message);
-      }
-      if (!st->valid)
-        ck_reconcile_event(rc, obj, "Warning", "Invalid", "%s", st->invalid_msg);
-      else if (st->conflicted)
-        ck_reconcile_event(rc, obj, "Warning", "Conflicted", "%s", st->conflict_msg);
-      else if (r->blocked)
-        ck_reconcile_event(rc, obj, "Warning", "Blocked", "%s", r->blocked_msg);
-      json_decref(status);
-      json_decref(out);
-      err = (ck_error_t){0};
+    for (size_t i = 0; i < r->nobjs; i++) {
+      ninvalid += !r->objs[i].valid;
+      nconflicted += r->objs[i].conflicted;
     }
+    status_job_t sj = {.op = op, .c = c, .rc = rc, .objects = objects, .r = r,
+                       .clean = wrote || !r->write_needed,
+                       .write_err = write_err[0] ? write_err : NULL};
+    size_t n = r->nobjs < json_array_size(objects) ? r->nobjs : json_array_size(objects);
+    ck_parallel_for(n, PARALLEL, status_job, &sj);
     ck_series_set(op->invalid, (double)ninvalid);
     ck_series_set(op->conflicted, (double)nconflicted);
   }
@@ -416,6 +476,7 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   ck_client_free(client);
   ck_config_free(cfg);
   json_decref(op.last_known);
+  json_decref(op.history);
   pthread_mutex_destroy(&op.mu);
   return rc;
 }
