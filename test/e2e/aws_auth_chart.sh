@@ -116,7 +116,7 @@ diff -u "$work/plain.json" "$work/chart.json" || fail "the chart differs from de
 grep -q '"ClusterRole /crdkit-aws-auth"' "$work/chart.json" || fail "no ClusterRole compared"
 grep -q '"Role kube-system/crdkit-aws-auth"' "$work/chart.json" || fail "no Role compared"
 grep -q '"Deployment crdkit-system/crdkit-aws-auth"' "$work/chart.json" || fail "no Deployment compared"
-kinds_of "$work/chart.yaml" | grep -q -E '^(Service|ServiceMonitor) ' && fail "a Service or ServiceMonitor by default"
+kinds_of "$work/chart.yaml" | grep -E '^(Service|ServiceMonitor) ' >/dev/null && fail "a Service or ServiceMonitor by default"
 # Every object the chart renders in the release namespace is in it.
 kinds_of "$work/chart.yaml" | awk '$1 != "ClusterRole" && $1 != "ClusterRoleBinding" && $2 != "crdkit-system" && $2 != "kube-system"' |
   grep . && fail "objects outside the release namespace and kube-system"
@@ -126,7 +126,7 @@ render "$work/crd.yaml" --set createCRD=true
 objects "$work/crd.yaml" | grep -F '"name": "crdkit-aws-auth-crd"' | essence >"$work/chart-crd.json"
 objects "$dep/rbac-crd.yaml" | essence >"$work/plain-crd.json"
 diff -u "$work/plain-crd.json" "$work/chart-crd.json" || fail "createCRD differs from rbac-crd.yaml"
-args_of "$work/crd.yaml" | grep -qx -- --create-crd || fail "no --create-crd"
+args_of "$work/crd.yaml" | grep -x -- --create-crd >/dev/null || fail "no --create-crd"
 
 echo "== rbac.namespaced: a RoleBinding per watched namespace, no ClusterRoleBinding"
 render "$work/nsd.yaml" --set rbac.namespaced=true --set 'watchNamespaces={kube-system,team-a}'
@@ -135,7 +135,7 @@ grep -qx 'RoleBinding kube-system crdkit-aws-auth-objects' "$work/nsd.kinds" || 
 grep -qx 'RoleBinding team-a crdkit-aws-auth-objects' "$work/nsd.kinds" || fail "no RoleBinding in team-a"
 grep -q '^ClusterRoleBinding ' "$work/nsd.kinds" && fail "a ClusterRoleBinding with rbac.namespaced"
 [ "$(args_of "$work/nsd.yaml" | grep -c -- '^--namespace=')" = 2 ] || fail "not two --namespace"
-args_of "$work/nsd.yaml" | grep -qx -- --namespace=team-a || fail "no --namespace=team-a"
+args_of "$work/nsd.yaml" | grep -x -- --namespace=team-a >/dev/null || fail "no --namespace=team-a"
 
 echo "== values that cannot work are refused"
 refused() { # message, --set values...
@@ -158,7 +158,7 @@ done
 grep -q -- '--leader-elect\|--namespace=' "$work/one.args" && fail "--leader-elect or --namespace left in"
 grep -q 'leases' "$work/one.yaml" && fail "Lease rights without leader election"
 render "$work/cm.yaml" --set configMap.namespace=iam --set configMap.name=auth
-args_of "$work/cm.yaml" | grep -qx -- --configmap=iam/auth || fail "no --configmap=iam/auth"
+args_of "$work/cm.yaml" | grep -x -- --configmap=iam/auth >/dev/null || fail "no --configmap=iam/auth"
 objects "$work/cm.yaml" | essence | python3 -c 'import json,sys
 r = json.load(sys.stdin)["Role iam/crdkit-aws-auth"]
 assert any("\"auth\"" in x and "watch" in x for x in r), r

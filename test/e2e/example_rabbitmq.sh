@@ -54,7 +54,7 @@ pid=$!
 echo "== the generated CRD is served and validated"
 wait_for 60 k get crd rabbitmqclusters.examples.crdkit.io
 # The OpenAPI document follows the CRD a moment later.
-explained() { k explain rabbitmqcluster.spec.size 2>/dev/null | grep -q 'Number of RabbitMQ nodes'; }
+explained() { k explain rabbitmqcluster.spec.size 2>/dev/null | grep 'Number of RabbitMQ nodes'; } >/dev/null
 wait_for 30 explained
 out=$(k -n "$ns" apply -f - 2>&1 <<'YAML' || true
 apiVersion: examples.crdkit.io/v1

@@ -40,8 +40,8 @@ line=$(grep -m1 '^cc -std=c17 -o memo memo.c' "$top/docs/writing-an-operator.md"
 memo="$tmp/memo"
 
 echo "== run it"
-"$memo" --help | grep -q -- '--prefix VALUE' || fail "--help lacks the operator's flag"
-"$memo" --print-crd | grep -q 'name: memos.guide.crdkit.io' || fail "--print-crd"
+"$memo" --help | grep -- '--prefix VALUE' >/dev/null || fail "--help lacks the operator's flag"
+"$memo" --print-crd | grep 'name: memos.guide.crdkit.io' >/dev/null || fail "--print-crd"
 ns="guide-$RANDOM"
 kubectl create namespace "$ns" >/dev/null
 MEMO_PREFIX="note: " "$memo" --create-crd --namespace "$ns" --metrics-bind-address 0 \
