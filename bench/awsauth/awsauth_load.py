@@ -250,7 +250,8 @@ def cmd_bench(kube, a):
     st, lst = kube.request("GET", f"/api/v1/namespaces/{ns}/configmaps?fieldSelector={sel}")
     expect(st, lst, (200,), "list the ConfigMap")
     rv0 = lst["metadata"]["resourceVersion"]
-    seen = {"writes": 0, "rvs": set(), "t_all": None, "first_write": None, "rewatches": 0}
+    seen = {"writes": 0, "rvs": set(), "t_all": None, "first_write": None, "rewatches": 0,
+            "times": []}
     items = lst.get("items") or []
     if items:
         seen["rvs"].add(items[0]["metadata"]["resourceVersion"])
@@ -263,6 +264,7 @@ def cmd_bench(kube, a):
             return
         seen["rvs"].add(rv)
         seen["writes"] += 1
+        seen["times"].append(now)
         if seen["first_write"] is None:
             seen["first_write"] = now
         if count_entries(cm, a.prefix) == n and seen["t_all"] is None:
@@ -330,6 +332,7 @@ def cmd_bench(kube, a):
            "watch_writes": writes_at_all,
            "all_ready_s": round(t_ready - t0, 3),
            "watch_writes_at_ready": seen["writes"],
+           "write_seen_s": [round(t - t0, 3) for t in seen["times"]],
            # Non-zero: the apiserver went away during the run (not representative).
            "rewatches": seen["rewatches"], "client_retries": kube.retries}
     if a.cpu_pid:
