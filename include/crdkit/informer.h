@@ -147,7 +147,8 @@ int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *valu
  * resourceVersion), the cache takes it at once and handlers see the
  * change; the watch event of that same version is then not delivered
  * again. An object not yet cached is added only when the informer has no
- * selectors and watches its namespace. `obj` is borrowed. */
+ * selectors (or only field selectors on metadata.name/metadata.namespace
+ * that it matches) and watches its namespace. `obj` is borrowed. */
 void ck_informer_observe(ck_informer_t *inf, const json_t *obj);
 
 /* The resource this informer caches (borrowed). */

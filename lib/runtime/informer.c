@@ -3,6 +3,7 @@
 #include "crdkit/informer.h"
 
 #include "crdkit/log.h"
+#include "crdkit/objects.h"
 #include "crdkit/watch.h"
 #include "runtime/store.h"
 #include "util/timeutil.h"
@@ -612,6 +613,46 @@ int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *valu
   return ck_store_by_index(inf->store, index, value, fn, ctx);
 }
 
+/* Whether an object not yet cached may be added by observe: only when the
+ * informer's selectors surely admit it. Label selectors are never
+ * evaluated here; field selectors only when every term is
+ * metadata.name=V or metadata.namespace=V (also with ==). */
+static bool selectors_admit(const ck_informer_t *inf, const json_t *obj) {
+  if (inf->label_selector && *inf->label_selector)
+    return false;
+  const char *fs = inf->field_selector;
+  if (!fs || !*fs)
+    return true;
+  const char *name = ck_obj_name(obj), *ns = ck_obj_namespace(obj);
+  while (*fs) {
+    const char *end = strchr(fs, ',');
+    size_t len = end ? (size_t)(end - fs) : strlen(fs);
+    const char *want = NULL;
+    size_t flen = 0;
+    if (strncmp(fs, "metadata.name=", 14) == 0) {
+      want = name;
+      flen = 14;
+    } else if (strncmp(fs, "metadata.namespace=", 19) == 0) {
+      want = ns;
+      flen = 19;
+    } else {
+      return false;
+    }
+    const char *v = fs + flen;
+    size_t vlen = len - flen;
+    if (vlen && *v == '=') {
+      v++;
+      vlen--;
+    }
+    if (!want || strlen(want) != vlen || strncmp(want, v, vlen) != 0)
+      return false;
+    fs += len;
+    if (*fs == ',')
+      fs++;
+  }
+  return true;
+}
+
 void ck_informer_observe(ck_informer_t *inf, const json_t *obj) {
   const char *ns =
       json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace"));
@@ -629,7 +670,7 @@ void ck_informer_observe(ck_informer_t *inf, const json_t *obj) {
     return;
   bool cached = ck_store_has(inf->store, key);
   free(key);
-  if (!cached && (inf->label_selector || inf->field_selector))
+  if (!cached && !selectors_admit(inf, obj))
     return;
   json_t *copy = json_deep_copy(obj);
   if (!copy)

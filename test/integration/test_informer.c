@@ -282,6 +282,43 @@ CK_TEST_OPTS(informer, read_your_writes, .timeout = 120) {
   ck_client_free(admin);
 }
 
+/* An informer narrowed to one name by a field selector takes a create of
+ * that name at once (the operator that creates the object it watches must
+ * not wait for the watch); another name, or a label selector it cannot
+ * evaluate, waits for the watch. */
+CK_TEST_OPTS(informer, observe_with_name_selector, .timeout = 120) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "inf-obs");
+  ck_informer_opts_t o = {.field_selector = "metadata.name=target"};
+  ck_informer_t *inf = start_informer(admin, &ck_res_configmaps, ns, &o, NULL);
+  ck_informer_opts_t lo = {.field_selector = "metadata.name=target", .label_selector = "a=b"};
+  ck_informer_t *linf = start_informer(admin, &ck_res_configmaps, ns, &lo, NULL);
+  ck_error_t err = {0};
+  json_t *out = NULL, *other = NULL;
+  json_t *cm = cktest_configmap("target", "k", "v");
+  json_t *cm2 = cktest_configmap("other", "k", "v");
+  cr_assert_eq(ck_object_create(admin, &ck_res_configmaps, ns, cm, NULL, &out, &err), 0);
+  cr_assert_eq(ck_object_create(admin, &ck_res_configmaps, ns, cm2, NULL, &other, &err), 0);
+  ck_informer_observe(inf, out);
+  ck_informer_observe(inf, other);
+  ck_informer_observe(linf, out);
+  json_t *c = ck_informer_get(inf, ns, "target");
+  cr_assert_not_null(c, "the selected name was not cached at once");
+  json_decref(c);
+  c = ck_informer_get(inf, ns, "other");
+  cr_assert_null(c, "a name the selector excludes was cached");
+  c = ck_informer_get(linf, ns, "target");
+  cr_assert_null(c, "cached although the label selector was not evaluated");
+  json_decref(out);
+  json_decref(other);
+  json_decref(cm);
+  json_decref(cm2);
+  ck_informer_free(inf);
+  ck_informer_free(linf);
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
+
 CK_TEST_OPTS(informer, watch_list_stream, .timeout = 120) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "inf-wl");
