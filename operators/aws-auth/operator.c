@@ -1,6 +1,14 @@
-/* The aws-auth reconciler: every change of an AWSAuth object or of the
- * aws-auth ConfigMap queues one key, and one reconcile merges the whole
- * set (the core in merge.c decides; this file reads, writes and reports). */
+/* The aws-auth reconciler. Two controllers share the AWSAuth informer:
+ *  - "aws-auth" (one worker) merges the whole set into the ConfigMap: every
+ *    relevant change of an AWSAuth object or of aws-auth queues its one key,
+ *    so a burst of changes coalesces into a few merges (the core in merge.c
+ *    decides; this file reads, writes and reports);
+ *  - "aws-auth-objects" (several workers) does the per-object follow-up a
+ *    merge asks for: add the finalizer, write the status and Events, remove
+ *    the finalizer once the object's entries are gone. Its keys come only
+ *    from the merge, so that work never delays the next ConfigMap write.
+ * The ConfigMap is read from the informer's cache (fed with our own writes
+ * at once); a 409 reads it afresh from the apiserver and merges again. */
 #include "operator.h"
 
 #include "awsauth_crd.h"
@@ -9,26 +17,82 @@
 #include "crdkit/manager.h"
 #include "crdkit/metrics.h"
 #include "crdkit/objects.h"
-#include "util/parallel.h"
+#include "util/strmap.h"
+#include "util/timeutil.h"
 
+#include <malloc.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define COMP "aws-auth"
-#define THE_KEY "aws-auth" /* every event maps to this one key */
+#define THE_KEY "aws-auth" /* every merge-relevant event maps to this one key */
+
+/* Workers of the per-object controller: finalizer and status requests in
+ * flight at once (one HTTP/2 connection carries them all). */
+#define OBJECT_WORKERS 8
+/* A merge that wrote while more events kept arriving is in a burst: the
+ * next merge waits this long first, so a burst of N objects costs a few
+ * ConfigMap writes, not one per merge. A single change (nothing arriving
+ * while its merge runs) is merged at once. */
+#define BURST_PAUSE_MS 100
+/* During a burst the per-object work yields the apiserver to the merge and
+ * to whoever creates the objects: one request at a time, this far apart.
+ * It catches up as soon as the burst is over. */
+#define BURST_OBJECT_GAP_MS 20
+/* A burst is over when no merge has extended it for this long. */
+#define BURST_HOLD_MS 300
+/* The history ConfigMap stays under the 1 MiB data limit with this margin. */
+#define HISTORY_MAX_BYTES (1000 * 1000)
+
+typedef struct history_item history_item_t;
+
+/* What one merge concluded for every object (shared by its post records). */
+typedef struct outcome {
+  atomic_int refs;
+  aa_block_t blocked;
+  char *blocked_msg; /* NULL unless blocked */
+  char *write_err;   /* NULL unless the write failed */
+  bool clean;        /* the ConfigMap holds the result (written or nothing to write) */
+} outcome_t;
+
+/* Per-object work a merge asks for, keyed by "ns/name". */
+typedef struct post {
+  char *key;
+  aa_obj_status_t st; /* taken from the merge result */
+  outcome_t *oc;
+  bool release; /* deleting and its entries are gone: remove the finalizer */
+} post_t;
 
 typedef struct op {
   const aa_run_opts_t *o;
   const char *cm_ns, *cm_name;
   ck_resource_t res;
-  ck_informer_t *objs;
+  ck_informer_t *objs, *cms;
+  ck_controller_t *merge_ctl, *obj_ctl;
   ck_manager_t *m;
   pthread_mutex_t mu;
   json_t *last_known; /* the last aws-auth seen or written */
-  json_t *history;    /* the history ConfigMap as last written (reconciles run one at a
-                         time: THE_KEY), so a save needs no GET first */
+  json_t *history;    /* the history ConfigMap as last written (history thread only),
+                         so a save needs no GET first */
+  ck_client_t *history_client;
+  pthread_t history_tid;
+  bool history_started;
+  pthread_mutex_t hmu; /* the history queue */
+  pthread_cond_t hcond;
+  history_item_t *hq_head, *hq_tail;
+  int hq_len;
+  bool hq_stop;
+  char written_rv[64]; /* resourceVersion of our last aws-auth write (mu) */
+  json_t *writing;     /* what we last wrote or are writing to aws-auth (mu) */
+  ck_strmap_t posts;   /* key -> post_t (mu) */
+  atomic_ullong events; /* merge-relevant events seen */
+  bool burst;           /* the last merge wrote while events kept coming */
+  atomic_llong burst_until;  /* ck_now_ms() until which per-object work yields */
+  pthread_mutex_t turn;      /* per-object work one at a time during a burst */
   ck_series_t *writes, *conflicts, *repairs, *parse_errors, *owned, *foreign, *invalid,
       *conflicted, *bytes, *blocked;
 } op_t;
@@ -37,7 +101,7 @@ static int collect(void *ctx, json_t *obj) {
   return json_array_append(ctx, obj);
 }
 
-/* Per-object keys would each redo the same merge: only THE_KEY is queued. */
+/* Object keys come only from the merge (queue_posts), never from events. */
 static bool no_object_keys(void *ctx, ck_informer_event_t ev, const json_t *old,
                            const json_t *obj) {
   (void)ctx;
@@ -47,10 +111,54 @@ static bool no_object_keys(void *ctx, ck_informer_event_t ev, const json_t *old,
   return false;
 }
 
-static void to_the_key(void *ctx, const json_t *obj, ck_map_emit_fn emit, void *ectx) {
-  (void)ctx;
-  (void)obj;
-  emit(ectx, THE_KEY);
+static void merge_soon(op_t *op) {
+  atomic_fetch_add(&op->events, 1);
+  ck_controller_enqueue(op->merge_ctl, THE_KEY);
+}
+
+static bool same_str(const char *a, const char *b) {
+  return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* An AWSAuth event matters to the merge unless it only touched what the
+ * merge does not read: status (our own status writes), labels,
+ * annotations, or the arrival of our finalizer. */
+static void on_object(void *ctx, ck_informer_event_t ev, const json_t *old, const json_t *obj) {
+  op_t *op = ctx;
+  if (ev == CK_INFORMER_UPDATE && old &&
+      ck_obj_generation(old) == ck_obj_generation(obj) &&
+      ck_obj_is_deleting(old) == ck_obj_is_deleting(obj) &&
+      same_str(ck_obj_uid(old), ck_obj_uid(obj)) &&
+      !(ck_finalizer_has(old, AA_DEFAULT_FINALIZER) && !ck_finalizer_has(obj, AA_DEFAULT_FINALIZER)))
+    return;
+  merge_soon(op);
+}
+
+static bool same_member(const json_t *a, const json_t *b, const char *k) {
+  json_t *x = json_object_get(a, k), *y = json_object_get(b, k);
+  return (!x && !y) || (x && y && json_equal(x, y));
+}
+
+/* Every aws-auth event but the echo of our own write (already merged):
+ * an object whose data and ownership annotation are what we wrote last
+ * (or are writing now: the watch event may come before the response)
+ * needs no merge. */
+static void on_configmap(void *ctx, ck_informer_event_t ev, const json_t *old,
+                         const json_t *obj) {
+  op_t *op = ctx;
+  (void)old;
+  if (ev != CK_INFORMER_DELETE) {
+    pthread_mutex_lock(&op->mu);
+    const json_t *w = op->writing;
+    bool ours = w && same_member(obj, w, "data") && same_member(obj, w, "binaryData") &&
+                same_member(json_object_get(json_object_get(obj, "metadata"), "annotations"),
+                            json_object_get(json_object_get(w, "metadata"), "annotations"),
+                            AA_OWNERS_ANNOTATION);
+    pthread_mutex_unlock(&op->mu);
+    if (ours)
+      return;
+  }
+  merge_soon(op);
 }
 
 /* ---- history ------------------------------------------------------------- */
@@ -101,10 +209,34 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
     char nk[32];
     snprintf(nk, sizeof nk, "rev-%06ld", top + 1);
     json_object_set_new(hd, nk, json_string(text));
-    char old[32];
-    snprintf(old, sizeof old, "rev-%06ld", top + 1 - keep);
-    if (top + 1 - keep > 0)
-      json_object_del(hd, old);
+    /* The newest `keep` revisions, fewer when they would not fit in one
+     * ConfigMap (1 MiB of data): the oldest (lowest rev-<seq>) go first. */
+    size_t total = 0, nrev = 0;
+    json_object_foreach(hd, k, v) {
+      total += strlen(k) + json_string_length(v);
+      nrev += strncmp(k, "rev-", 4) == 0;
+    }
+    while (nrev > 1 && (nrev > (size_t)keep || total > HISTORY_MAX_BYTES)) {
+      const char *oldest = NULL;
+      long low = 0;
+      json_object_foreach(hd, k, v) {
+        long n = strncmp(k, "rev-", 4) == 0 ? strtol(k + 4, NULL, 10) : -1;
+        if (n >= 0 && (!oldest || n < low)) {
+          oldest = k;
+          low = n;
+        }
+      }
+      total -= strlen(oldest) + json_string_length(json_object_get(hd, oldest));
+      json_object_del(hd, oldest);
+      nrev--;
+    }
+    if (total > HISTORY_MAX_BYTES) {
+      json_decref(h);
+      free(text);
+      return ck_error_set(err, CK_ETOOBIG,
+                          "%s/%s: the previous data alone (%zu bytes) does not fit in a ConfigMap",
+                          op->cm_ns, hname, total);
+    }
     json_t *out = NULL;
     rc = create ? ck_object_create(c, &ck_res_configmaps, op->cm_ns, h, NULL, &out, &e)
                 : ck_object_replace(c, &ck_res_configmaps, op->cm_ns, hname, h, NULL, &out, &e);
@@ -129,36 +261,19 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
 
 /* ---- status ---------------------------------------------------------------- */
 
-static void cond(json_t *status, const char *type, bool on, const char *reason,
-                 const char *msg, int64_t gen) {
-  ck_condition_t c = {.type = type,
-                      .status = on ? "True" : "False",
-                      .reason = reason,
-                      .message = msg ? msg : "",
-                      .observed_generation = gen};
-  ck_condition_set(status, &c, 0);
-}
+/* The five conditions of an object's status, computed once for both
+ * building the status and checking whether the cached one already says it. */
+typedef struct conds {
+  ck_condition_t c[5];
+  char ready_msg[512];
+} conds_t;
 
-static json_t *build_status(const op_t *op, const json_t *obj, const aa_obj_status_t *st,
-                            const aa_result_t *r, bool wrote_or_clean, const char *write_err) {
-  json_t *old = json_object_get(obj, "status");
-  json_t *s = json_is_object(old) ? json_deep_copy(old) : json_object();
+static void conds_compute(const op_t *op, const aa_obj_status_t *st, const outcome_t *oc,
+                          conds_t *out) {
   int64_t g = st->generation;
-  json_object_set_new(s, "observedGeneration", json_integer(g));
-  json_object_set_new(s, "type", json_string(aa_kind_key(st->kind)));
-  json_object_set_new(s, "entries", json_integer((json_int_t)st->entries));
-  json_object_set_new(s, "arns", st->arns ? json_incref(st->arns) : json_array());
-  json_object_set_new(s, "warnings", st->warnings ? json_incref(st->warnings) : json_array());
-  cond(s, "Invalid", !st->valid, st->valid ? "Valid" : "InvalidSpec", st->invalid_msg, g);
-  cond(s, "Conflicted", st->conflicted, st->conflicted ? "ArnConflict" : "NoConflict",
-       st->conflict_msg, g);
-  cond(s, "Suspended", st->suspended, st->suspended ? "Suspended" : "Active", NULL, g);
-  const char *deg = r->blocked ? r->blocked_msg : write_err;
-  cond(s, "Degraded", deg != NULL, r->blocked ? aa_block_reason(r->blocked)
-                                              : (write_err ? "WriteFailed" : "Healthy"),
-       deg, g);
-  char msg[512];
-  bool ready = st->valid && !st->conflicted && !st->suspended && !deg && wrote_or_clean &&
+  const char *write_err = oc->write_err;
+  const char *deg = oc->blocked ? oc->blocked_msg : write_err;
+  bool ready = st->valid && !st->conflicted && !st->suspended && !deg && oc->clean &&
                !op->o->dry_run;
   const char *reason = "Applied";
   if (!st->valid)
@@ -171,10 +286,73 @@ static json_t *build_status(const op_t *op, const json_t *obj, const aa_obj_stat
     reason = "Degraded";
   else if (op->o->dry_run)
     reason = "DryRun";
-  snprintf(msg, sizeof msg, ready ? "%zu entries in %s/%s" : "%zu entries applied; see the other conditions",
+  snprintf(out->ready_msg, sizeof out->ready_msg,
+           ready ? "%zu entries in %s/%s" : "%zu entries applied; see the other conditions",
            st->entries, op->cm_ns, op->cm_name);
-  cond(s, "Ready", ready, reason, msg, g);
+#define COND(i, t, on, r, m)                                                                       \
+  out->c[i] = (ck_condition_t){.type = (t), .status = (on) ? "True" : "False", .reason = (r),     \
+                               .message = (m) ? (m) : "", .observed_generation = g}
+  COND(0, "Invalid", !st->valid, st->valid ? "Valid" : "InvalidSpec", st->invalid_msg);
+  COND(1, "Conflicted", st->conflicted, st->conflicted ? "ArnConflict" : "NoConflict",
+       st->conflict_msg);
+  COND(2, "Suspended", st->suspended, st->suspended ? "Suspended" : "Active", NULL);
+  COND(3, "Degraded", deg != NULL,
+       oc->blocked ? aa_block_reason(oc->blocked) : (write_err ? "WriteFailed" : "Healthy"), deg);
+  COND(4, "Ready", ready, reason, out->ready_msg);
+#undef COND
+}
+
+static json_t *build_status(const op_t *op, const json_t *obj, const aa_obj_status_t *st,
+                            const outcome_t *oc) {
+  json_t *old = json_object_get(obj, "status");
+  json_t *s = json_is_object(old) ? json_deep_copy(old) : json_object();
+  if (!s)
+    return NULL;
+  json_object_set_new(s, "observedGeneration", json_integer(st->generation));
+  json_object_set_new(s, "type", json_string(aa_kind_key(st->kind)));
+  json_object_set_new(s, "entries", json_integer((json_int_t)st->entries));
+  json_object_set_new(s, "arns", st->arns ? json_incref(st->arns) : json_array());
+  json_object_set_new(s, "warnings", st->warnings ? json_incref(st->warnings) : json_array());
+  conds_t cs;
+  conds_compute(op, st, oc, &cs);
+  for (int i = 0; i < 5; i++)
+    ck_condition_set(s, &cs.c[i], 0);
   return s;
+}
+
+static bool str_is(const json_t *v, const char *s) {
+  return json_is_string(v) && strcmp(json_string_value(v), s) == 0;
+}
+
+static bool array_is(const json_t *v, const json_t *want) {
+  return want ? json_is_array(v) && json_equal((json_t *)v, (json_t *)want)
+              : json_is_array(v) && json_array_size(v) == 0;
+}
+
+/* Whether obj's status already says what build_status would write (the
+ * same test without building anything: a merge checks every object). */
+static bool status_current(const op_t *op, const json_t *obj, const aa_obj_status_t *st,
+                           const outcome_t *oc) {
+  const json_t *s = json_object_get(obj, "status");
+  if (json_integer_value(json_object_get(s, "observedGeneration")) != st->generation ||
+      !json_is_integer(json_object_get(s, "observedGeneration")) ||
+      !str_is(json_object_get(s, "type"), aa_kind_key(st->kind)) ||
+      json_integer_value(json_object_get(s, "entries")) != (json_int_t)st->entries ||
+      !array_is(json_object_get(s, "arns"), st->arns) ||
+      !array_is(json_object_get(s, "warnings"), st->warnings))
+    return false;
+  conds_t cs;
+  conds_compute(op, st, oc, &cs);
+  for (int i = 0; i < 5; i++) {
+    const json_t *c = ck_condition_find(s, cs.c[i].type);
+    if (!c || !str_is(json_object_get(c, "status"), cs.c[i].status) ||
+        !str_is(json_object_get(c, "reason"), cs.c[i].reason) ||
+        !str_is(json_object_get(c, "message"), cs.c[i].message) ||
+        json_integer_value(json_object_get(c, "observedGeneration")) !=
+            cs.c[i].observed_generation)
+      return false;
+  }
+  return true;
 }
 
 /* ---- the reconcile ------------------------------------------------------- */
@@ -191,119 +369,399 @@ static void log_diff(op_t *op, const json_t *live, const aa_result_t *r) {
             users ? users : "", r->map_users);
 }
 
-/* Requests to the apiserver in flight at once for per-object work
- * (finalizers, statuses). */
-#define PARALLEL 16
+/* ---- per-object work ------------------------------------------------------ */
 
-typedef struct fin_job {
-  op_t *op;
-  ck_client_t *c;
-  json_t *objects; /* read only here */
-  json_t **out;    /* [i]: the object after its finalizer was added */
-} fin_job_t;
-
-static void finalizer_job(void *ctx, size_t i) {
-  fin_job_t *j = ctx;
-  json_t *obj = json_array_get(j->objects, i);
-  if (ck_obj_is_deleting(obj) || ck_finalizer_has(obj, AA_DEFAULT_FINALIZER))
-    return;
-  json_t *out = NULL;
-  ck_error_t err = {0};
-  if (ck_finalizer_add(j->c, &j->op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) == 0 && out) {
-    ck_informer_observe(j->op->objs, out);
-    j->out[i] = out;
-    return;
+static void outcome_unref(outcome_t *oc) {
+  if (oc && atomic_fetch_sub(&oc->refs, 1) == 1) {
+    free(oc->blocked_msg);
+    free(oc->write_err);
+    free(oc);
   }
-  if (!ck_error_is_not_found(&err))
-    CK_WARN(COMP, ck_obj_name(obj), "adding the finalizer: %s", err.message);
-  json_decref(out);
 }
 
-typedef struct status_job {
-  op_t *op;
-  ck_client_t *c;
-  ck_reconcile_t *rc;
-  json_t *objects;
-  const aa_result_t *r;
-  bool clean;
-  const char *write_err;
-} status_job_t;
+static void post_free(post_t *p) {
+  if (!p)
+    return;
+  aa_obj_status_clear(&p->st);
+  outcome_unref(p->oc);
+  free(p->key);
+  free(p);
+}
 
-/* One object's part after the merge: its finalizer released when it is
- * being deleted and its entries are gone, else its status and Events. */
-static void status_job(void *ctx, size_t i) {
-  status_job_t *j = ctx;
-  op_t *op = j->op;
-  const aa_result_t *r = j->r;
-  const aa_obj_status_t *st = &r->objs[i];
-  json_t *obj = json_array_get(j->objects, i);
+/* Keep p for a retry unless a newer merge has asked for something else. */
+static void post_put_back(op_t *op, post_t *p) {
+  pthread_mutex_lock(&op->mu);
+  bool newer = ck_strmap_get(&op->posts, p->key) != NULL;
+  if (!newer && ck_strmap_put(&op->posts, p->key, p, NULL) != 0)
+    newer = true; /* out of memory: the next merge asks again */
+  pthread_mutex_unlock(&op->mu);
+  if (newer)
+    post_free(p);
+}
+
+/* Per-object work during a burst: one request at a time, spaced out.
+ * Returns with op->turn held when it must be released (*held). */
+static void object_turn(op_t *op, bool *held) {
+  *held = false;
+  if (ck_now_ms() >= atomic_load(&op->burst_until))
+    return;
+  pthread_mutex_lock(&op->turn);
+  *held = true;
+  ck_sleep_ms(BURST_OBJECT_GAP_MS);
+}
+
+/* Reconcile of one object key: what the last merge asked for it. */
+static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
+  const char *key = ck_reconcile_key(rc);
+  pthread_mutex_lock(&op->mu);
+  post_t *p = ck_strmap_del(&op->posts, key);
+  pthread_mutex_unlock(&op->mu);
+  if (!p)
+    return ck_done();
+  ck_client_t *c = ck_reconcile_client(rc);
+  json_t *obj = ck_informer_get_key(op->objs, key);
+  if (!obj || !same_str(ck_obj_uid(obj), p->st.uid)) { /* gone, or another object now */
+    json_decref(obj);
+    post_free(p);
+    return ck_done();
+  }
   ck_error_t err = {0};
   json_t *out = NULL;
-  if (st->deleting) {
-    bool release = st->has_finalizer && !r->blocked && !op->o->dry_run &&
-                   (st->release_now || (st->release_after_write && j->clean));
-    if (release && ck_finalizer_remove(j->c, &op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) != 0)
-      CK_WARN(COMP, st->name, "removing the finalizer: %s", err.message);
+  bool failed = false;
+  if (p->st.deleting) {
+    if (p->release && ck_finalizer_has(obj, AA_DEFAULT_FINALIZER) &&
+        ck_finalizer_remove(c, &op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) != 0) {
+      CK_WARN(COMP, key, "removing the finalizer: %s", err.message);
+      failed = true;
+    }
     json_decref(out);
-    return;
+    json_decref(obj);
+    if (failed) {
+      post_put_back(op, p);
+      return ck_fail();
+    }
+    post_free(p);
+    return ck_done();
   }
-  json_t *status = build_status(op, obj, st, r, j->clean, j->write_err);
-  if (ck_status_update(j->c, &op->res, obj, status, &out, &err) == 0) {
-    if (out)
+  /* The finalizer comes after the entries were written: a delete before it
+   * arrives is still seen (the ownership annotation names the entries of
+   * an object that no longer exists, and the next merge removes them). */
+  if (!ck_obj_is_deleting(obj) && !ck_finalizer_has(obj, AA_DEFAULT_FINALIZER)) {
+    if (ck_finalizer_add(c, &op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) == 0 && out) {
       ck_informer_observe(op->objs, out);
-  } else if (!ck_error_is_not_found(&err) && !ck_error_is_conflict(&err)) {
-    CK_WARN(COMP, st->name, "status: %s", err.message);
+      json_decref(obj);
+      obj = out;
+      out = NULL;
+    } else {
+      json_decref(out);
+      out = NULL;
+      if (ck_error_is_not_found(&err)) {
+        json_decref(obj);
+        post_free(p);
+        return ck_done();
+      }
+      CK_WARN(COMP, key, "adding the finalizer: %s", err.message);
+      failed = true;
+    }
   }
-  if (!st->valid)
-    ck_reconcile_event(j->rc, obj, "Warning", "Invalid", "%s", st->invalid_msg);
-  else if (st->conflicted)
-    ck_reconcile_event(j->rc, obj, "Warning", "Conflicted", "%s", st->conflict_msg);
-  else if (r->blocked)
-    ck_reconcile_event(j->rc, obj, "Warning", "Blocked", "%s", r->blocked_msg);
-  json_decref(status);
+  json_t *status = build_status(op, obj, &p->st, p->oc);
+  const json_t *cur = json_object_get(obj, "status");
+  bool changed = !(cur ? json_equal((json_t *)cur, status) : json_object_size(status) == 0);
+  if (!status) {
+    failed = true;
+  } else if (ck_status_update(c, &op->res, obj, status, &out, &err) == 0) {
+    if (out && out != obj)
+      ck_informer_observe(op->objs, out);
+  } else if (!ck_error_is_not_found(&err)) {
+    if (!ck_error_is_conflict(&err))
+      CK_WARN(COMP, key, "status: %s", err.message);
+    failed = true;
+  }
   json_decref(out);
+  if (changed && status) { /* Events once per change, not once per merge */
+    if (!p->st.valid)
+      ck_reconcile_event(rc, obj, "Warning", "Invalid", "%s", p->st.invalid_msg);
+    else if (p->st.conflicted)
+      ck_reconcile_event(rc, obj, "Warning", "Conflicted", "%s", p->st.conflict_msg);
+    else if (p->oc->blocked)
+      ck_reconcile_event(rc, obj, "Warning", "Blocked", "%s", p->oc->blocked_msg);
+  }
+  json_decref(status);
+  json_decref(obj);
+  if (failed) {
+    post_put_back(op, p);
+    return ck_fail();
+  }
+  post_free(p);
+  return ck_done();
 }
 
-static ck_result_t reconcile(void *ctx, ck_reconcile_t *rc) {
+static ck_result_t object_work(void *ctx, ck_reconcile_t *rc) {
+  op_t *op = ctx;
+  /* Releasing a deleted object's finalizer never waits: the delete is
+   * what someone is waiting for. */
+  pthread_mutex_lock(&op->mu);
+  post_t *peek = ck_strmap_get(&op->posts, ck_reconcile_key(rc));
+  bool deleting = peek && peek->st.deleting;
+  pthread_mutex_unlock(&op->mu);
+  bool held = false;
+  if (!deleting)
+    object_turn(op, &held);
+  ck_result_t r = object_do(op, rc);
+  if (held)
+    pthread_mutex_unlock(&op->turn);
+  return r;
+}
+
+/* After a merge: queue the objects whose finalizer or status must change
+ * (each takes its part of the result). Objects already as they should be
+ * cost nothing further. */
+static void queue_posts(op_t *op, json_t *objects, aa_result_t *r, bool clean,
+                        const char *write_err) {
+  outcome_t *oc = calloc(1, sizeof *oc);
+  if (!oc)
+    return;
+  atomic_init(&oc->refs, 1);
+  oc->blocked = r->blocked;
+  oc->blocked_msg = r->blocked_msg ? strdup(r->blocked_msg) : NULL;
+  oc->write_err = write_err ? strdup(write_err) : NULL;
+  oc->clean = clean;
+  size_t n = r->nobjs < json_array_size(objects) ? r->nobjs : json_array_size(objects);
+  for (size_t i = 0; i < n; i++) {
+    aa_obj_status_t *st = &r->objs[i];
+    json_t *obj = json_array_get(objects, i);
+    bool release = false, need;
+    if (st->deleting) {
+      release = st->has_finalizer && !r->blocked && !op->o->dry_run &&
+                (st->release_now || (st->release_after_write && clean));
+      need = release;
+    } else if (!st->has_finalizer) {
+      need = true;
+    } else {
+      need = !status_current(op, obj, st, oc);
+    }
+    if (!need)
+      continue;
+    post_t *p = calloc(1, sizeof *p);
+    size_t klen = strlen(st->ns) + strlen(st->name) + 2;
+    if (!p || !(p->key = malloc(klen))) {
+      free(p);
+      continue;
+    }
+    snprintf(p->key, klen, "%s/%s", st->ns, st->name);
+    p->st = *st;
+    memset(st, 0, sizeof *st); /* taken: aa_result_free skips it */
+    p->release = release;
+    p->oc = oc;
+    atomic_fetch_add(&oc->refs, 1);
+    void *old = NULL;
+    pthread_mutex_lock(&op->mu);
+    int rc = ck_strmap_put(&op->posts, p->key, p, &old);
+    pthread_mutex_unlock(&op->mu);
+    post_free(old);
+    if (rc != 0) {
+      post_free(p);
+      continue;
+    }
+    ck_controller_enqueue(op->obj_ctl, p->key);
+  }
+  outcome_unref(oc);
+}
+
+/* ---- the merge ------------------------------------------------------------ */
+
+static void set_last_known(op_t *op, json_t *cm, bool written) {
+  pthread_mutex_lock(&op->mu);
+  json_decref(op->last_known);
+  op->last_known = json_incref(cm);
+  if (written) {
+    const char *rv = ck_obj_resource_version(cm);
+    snprintf(op->written_rv, sizeof op->written_rv, "%s", rv ? rv : "");
+  }
+  pthread_mutex_unlock(&op->mu);
+}
+
+/* Whether the previous data goes to the history with this write: always,
+ * except inside a burst (the last merge wrote while changes kept coming)
+ * when the live data is our own write of that burst: a burst keeps the
+ * state before it, not each intermediate batch (which only reflects how the
+ * changes happened to be grouped). */
+static bool history_wanted(op_t *op, const json_t *live) {
+  if (!live)
+    return false;
+  if (!op->burst)
+    return true;
+  const char *rv = ck_obj_resource_version(live);
+  pthread_mutex_lock(&op->mu);
+  bool ours = rv && strcmp(rv, op->written_rv) == 0;
+  pthread_mutex_unlock(&op->mu);
+  return !ours;
+}
+
+/* History saves run on their own thread, in order, off the merge's path:
+ * the merge queues the data it is about to replace and goes on with the
+ * write. The thread drains the queue before the run ends. A failed save is
+ * logged and does not stop the write (as when it ran first). */
+#define HISTORY_QUEUE_MAX 64
+
+struct history_item {
+  history_item_t *next;
+  json_t *live;
+};
+
+static void *history_thread(void *arg) {
+  op_t *op = arg;
+  pthread_mutex_lock(&op->hmu);
+  for (;;) {
+    while (!op->hq_head && !op->hq_stop)
+      pthread_cond_wait(&op->hcond, &op->hmu);
+    history_item_t *it = op->hq_head;
+    if (!it)
+      break; /* stopping and drained */
+    op->hq_head = it->next;
+    if (!op->hq_head)
+      op->hq_tail = NULL;
+    op->hq_len--;
+    pthread_mutex_unlock(&op->hmu);
+    ck_error_t err = {0};
+    if (history_save(op, op->history_client, it->live, &err) != 0)
+      CK_WARN(COMP, op->cm_name, "saving history: %s", err.message);
+    json_decref(it->live);
+    free(it);
+    pthread_mutex_lock(&op->hmu);
+  }
+  pthread_mutex_unlock(&op->hmu);
+  return NULL;
+}
+
+static void history_queue(op_t *op, const json_t *live) {
+  history_item_t *it = malloc(sizeof *it);
+  if (!it)
+    return;
+  *it = (history_item_t){.live = json_incref((json_t *)live)};
+  pthread_mutex_lock(&op->hmu);
+  if (op->hq_len >= HISTORY_QUEUE_MAX) {
+    pthread_mutex_unlock(&op->hmu);
+    CK_WARN(COMP, op->cm_name, "history: %d saves pending, this revision is not kept",
+            HISTORY_QUEUE_MAX);
+    json_decref(it->live);
+    free(it);
+    return;
+  }
+  if (op->hq_tail)
+    op->hq_tail->next = it;
+  else
+    op->hq_head = it;
+  op->hq_tail = it;
+  op->hq_len++;
+  pthread_cond_signal(&op->hcond);
+  pthread_mutex_unlock(&op->hmu);
+}
+
+static json_t *read_fresh(op_t *op, ck_client_t *c, int *rc, ck_error_t *err) {
+  json_t *live = NULL;
+  *rc = ck_object_get(c, &ck_res_configmaps, op->cm_ns, op->cm_name, NULL, &live, err);
+  if (*rc != 0 && ck_error_is_not_found(err))
+    *rc = 0;
+  if (live)
+    ck_informer_observe(op->cms, live);
+  return live;
+}
+
+static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
   op_t *op = ctx;
   ck_client_t *c = ck_reconcile_client(rc);
+  if (op->burst)
+    ck_sleep_ms(BURST_PAUSE_MS);
+  unsigned long long events0 = atomic_load(&op->events);
   ck_error_t err = {0};
+  int64_t t0 = ck_now_ms();
   json_t *objects = json_array();
   ck_informer_list(op->objs, NULL, collect, objects);
-
-  /* Finalizers first: an object's entries are written only once its
-   * delete can no longer be missed. The patches go out in parallel (one
-   * HTTP/2 connection carries them all): a burst of new objects costs one
-   * round trip per PARALLEL objects, not one per object. */
-  fin_job_t fj = {.op = op, .c = c, .objects = objects,
-                  .out = calloc(json_array_size(objects) + 1, sizeof(json_t *))};
-  if (fj.out) {
-    ck_parallel_for(json_array_size(objects), PARALLEL, finalizer_job, &fj);
-    for (size_t i = 0; i < json_array_size(objects); i++)
-      if (fj.out[i])
-        json_array_set_new(objects, i, fj.out[i]);
-    free(fj.out);
-  }
-
-  json_t *live = NULL;
-  int r0 = ck_object_get(c, &ck_res_configmaps, op->cm_ns, op->cm_name, NULL, &live, &err);
-  if (r0 != 0 && !ck_error_is_not_found(&err)) {
-    CK_WARN(COMP, op->cm_name, "reading %s/%s: %s", op->cm_ns, op->cm_name, err.message);
-    json_decref(objects);
-    return ck_fail();
-  }
-  pthread_mutex_lock(&op->mu);
-  json_t *last_known = json_incref(op->last_known);
-  pthread_mutex_unlock(&op->mu);
-  aa_opts_t ao = {.max_removals = op->o->max_removals, .drift = op->o->drift,
-                  .last_known = live ? NULL : last_known};
+  int64_t t1 = ck_now_ms(), t2 = 0, t3 = 0;
+  unsigned long long events1 = events0;
+  /* The cache holds our last write at once (observe); a 409 means someone
+   * else wrote: read afresh and merge again, twice at most, then requeue. */
+  json_t *live = ck_informer_get(op->cms, op->cm_ns, op->cm_name);
   aa_result_t *r = NULL;
-  if (aa_reconcile(live, objects, &ao, &r, &err) != 0) {
-    CK_ERROR(COMP, op->cm_name, "merge: %s", err.message);
-    json_decref(objects);
-    json_decref(live);
+  bool wrote = false, conflict = false;
+  char write_err[512] = "";
+  for (int attempt = 0;; attempt++) {
+    pthread_mutex_lock(&op->mu);
+    json_t *last_known = json_incref(op->last_known);
+    pthread_mutex_unlock(&op->mu);
+    aa_opts_t ao = {.max_removals = op->o->max_removals, .drift = op->o->drift,
+                    .last_known = live ? NULL : last_known};
+    aa_result_free(r);
+    r = NULL;
+    conflict = false;
+    if (aa_reconcile(live, objects, &ao, &r, &err) != 0) {
+      CK_ERROR(COMP, op->cm_name, "merge: %s", err.message);
+      json_decref(objects);
+      json_decref(live);
+      json_decref(last_known);
+      return ck_fail();
+    }
+    t2 = ck_now_ms();
+    if (r->blocked || !r->write_needed || op->o->dry_run) {
+      json_decref(last_known);
+      break;
+    }
+    if (!live && op->o->no_create_configmap) {
+      snprintf(write_err, sizeof write_err,
+               "%s/%s does not exist and --no-create-configmap is set", op->cm_ns, op->cm_name);
+      json_decref(last_known);
+      break;
+    }
+    json_t *next = NULL, *out = NULL;
+    int w = aa_apply(live, last_known, r, &next, &err);
     json_decref(last_known);
-    return ck_fail();
+    if (w != 0) {
+      snprintf(write_err, sizeof write_err, "building %s/%s: %s", op->cm_ns, op->cm_name,
+               err.message);
+      break;
+    }
+    json_t *md = json_object_get(next, "metadata");
+    json_object_set_new(md, "name", json_string(op->cm_name));
+    json_object_set_new(md, "namespace", json_string(op->cm_ns));
+    pthread_mutex_lock(&op->mu);
+    json_decref(op->writing);
+    op->writing = json_incref(next);
+    pthread_mutex_unlock(&op->mu);
+    if (history_wanted(op, live))
+      history_queue(op, live);
+    w = live ? ck_object_replace(c, &ck_res_configmaps, op->cm_ns, op->cm_name, next, NULL, &out,
+                                 &err)
+             : ck_object_create(c, &ck_res_configmaps, op->cm_ns, next, NULL, &out, &err);
+    events1 = atomic_load(&op->events);
+    t3 = ck_now_ms();
+    json_decref(next);
+    if (w == 0 && out) {
+      wrote = true;
+      set_last_known(op, out, true);
+      ck_informer_observe(op->cms, out);
+      json_decref(out);
+      break;
+    }
+    json_decref(out);
+    if (!(ck_error_is_conflict(&err) || ck_error_is_already_exists(&err))) {
+      snprintf(write_err, sizeof write_err, "writing %s/%s: %s", op->cm_ns, op->cm_name,
+               err.message);
+      break;
+    }
+    ck_series_inc(op->conflicts);
+    conflict = true;
+    if (attempt == 2)
+      break;
+    json_decref(live);
+    int g = 0;
+    live = read_fresh(op, c, &g, &err);
+    if (g != 0) {
+      snprintf(write_err, sizeof write_err, "reading %s/%s: %s", op->cm_ns, op->cm_name,
+               err.message);
+      conflict = false;
+      break;
+    }
   }
   ck_series_set(op->owned, (double)r->owned);
   ck_series_set(op->foreign, (double)r->foreign);
@@ -312,85 +770,54 @@ static ck_result_t reconcile(void *ctx, ck_reconcile_t *rc) {
     ck_series_inc(op->parse_errors);
     CK_WARN(COMP, op->cm_name, "live %s/%s: %s", op->cm_ns, op->cm_name, r->parse_error);
   }
-
-  bool wrote = false, conflict = false;
-  char write_err[512] = "";
   if (r->blocked) {
     ck_series_inc(op->blocked);
     CK_WARN(COMP, op->cm_name, "not writing %s/%s: %s", op->cm_ns, op->cm_name, r->blocked_msg);
   } else if (r->write_needed && op->o->dry_run) {
     log_diff(op, live, r);
-  } else if (r->write_needed && !live && op->o->no_create_configmap) {
-    snprintf(write_err, sizeof write_err,
-             "%s/%s does not exist and --no-create-configmap is set", op->cm_ns, op->cm_name);
-  } else if (r->write_needed) {
-    json_t *next = NULL;
-    int w = aa_apply(live, last_known, r, &next, &err);
-    if (w == 0) {
-      json_t *md = json_object_get(next, "metadata");
-      json_object_set_new(md, "name", json_string(op->cm_name));
-      json_object_set_new(md, "namespace", json_string(op->cm_ns));
-      if (live && history_save(op, c, live, &err) != 0)
-        CK_WARN(COMP, op->cm_name, "saving history: %s", err.message);
-      json_t *out = NULL;
-      w = live ? ck_object_replace(c, &ck_res_configmaps, op->cm_ns, op->cm_name, next, NULL,
-                                   &out, &err)
-               : ck_object_create(c, &ck_res_configmaps, op->cm_ns, next, NULL, &out, &err);
-      if (w == 0) {
-        wrote = true;
-        ck_series_inc(op->writes);
-        if (r->repaired)
-          ck_series_add(op->repairs, (double)r->repaired);
-        CK_INFO(COMP, op->cm_name,
-                "wrote %s/%s: %zu owned, %zu foreign entries (+%zu ~%zu -%zu, %zu repaired)",
-                op->cm_ns, op->cm_name, r->owned, r->foreign, r->added, r->updated, r->removed,
-                r->repaired);
-        pthread_mutex_lock(&op->mu);
-        json_decref(op->last_known);
-        op->last_known = json_incref(out);
-        pthread_mutex_unlock(&op->mu);
-      } else if (ck_error_is_conflict(&err) || ck_error_is_already_exists(&err)) {
-        conflict = true;
-        ck_series_inc(op->conflicts);
-      } else {
-        snprintf(write_err, sizeof write_err, "writing %s/%s: %s", op->cm_ns, op->cm_name,
-                 err.message);
-      }
-      json_decref(out);
-    } else {
-      snprintf(write_err, sizeof write_err, "building %s/%s: %s", op->cm_ns, op->cm_name,
-               err.message);
-    }
-    json_decref(next);
   }
-  if (live && !wrote) {
-    pthread_mutex_lock(&op->mu);
-    json_decref(op->last_known);
-    op->last_known = json_incref(live);
-    pthread_mutex_unlock(&op->mu);
+  if (wrote) {
+    ck_series_inc(op->writes);
+    if (r->repaired)
+      ck_series_add(op->repairs, (double)r->repaired);
+    CK_INFO(COMP, op->cm_name,
+            "wrote %s/%s: %zu owned, %zu foreign entries (+%zu ~%zu -%zu, %zu repaired)",
+            op->cm_ns, op->cm_name, r->owned, r->foreign, r->added, r->updated, r->removed,
+            r->repaired);
+  } else if (live) {
+    set_last_known(op, live, false);
   }
   if (write_err[0])
     CK_WARN(COMP, op->cm_name, "%s", write_err);
-
   if (!conflict) {
     size_t ninvalid = 0, nconflicted = 0;
     for (size_t i = 0; i < r->nobjs; i++) {
       ninvalid += !r->objs[i].valid;
       nconflicted += r->objs[i].conflicted;
     }
-    status_job_t sj = {.op = op, .c = c, .rc = rc, .objects = objects, .r = r,
-                       .clean = wrote || !r->write_needed,
-                       .write_err = write_err[0] ? write_err : NULL};
-    size_t n = r->nobjs < json_array_size(objects) ? r->nobjs : json_array_size(objects);
-    ck_parallel_for(n, PARALLEL, status_job, &sj);
     ck_series_set(op->invalid, (double)ninvalid);
     ck_series_set(op->conflicted, (double)nconflicted);
+    queue_posts(op, objects, r, wrote || !r->write_needed, write_err[0] ? write_err : NULL);
   }
   bool failed = write_err[0] != '\0';
+  size_t nobjs = r->nobjs;
   aa_result_free(r);
   json_decref(objects);
   json_decref(live);
-  json_decref(last_known);
+  /* Changes that came in before the write was answered were not in it: more
+   * are on the way. (Counting later ones would also catch a client that
+   * reacts to our write at once with its next change: no burst.) */
+  op->burst = wrote && events1 != events0;
+  if (op->burst)
+    atomic_store(&op->burst_until, ck_now_ms() + BURST_HOLD_MS);
+  CK_DEBUG(COMP, op->cm_name,
+           "merge of %zu objects: list %lld ms, merge %lld ms, write %lld ms, after %lld ms%s",
+           nobjs, (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 ? t3 - t2 : 0),
+           (long long)(ck_now_ms() - (t3 ? t3 : t2)), op->burst ? " (burst)" : "");
+  /* A merge of many objects leaves megabytes of freed parse trees; give
+   * them back rather than keep the peak for the life of the process. */
+  if (nobjs >= 1000)
+    malloc_trim(0);
   if (conflict)
     return ck_requeue();
   return failed ? ck_fail() : ck_done();
@@ -422,6 +849,9 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
              .cm_ns = o->configmap_ns ? o->configmap_ns : "kube-system",
              .cm_name = o->configmap_name ? o->configmap_name : "aws-auth"};
   pthread_mutex_init(&op.mu, NULL);
+  pthread_mutex_init(&op.turn, NULL);
+  pthread_mutex_init(&op.hmu, NULL);
+  pthread_cond_init(&op.hcond, NULL);
   ck_config_opts_t co = {.kubeconfig = o->kubeconfig, .context = o->context};
   ck_config_t *cfg = NULL;
   ck_client_t *client = NULL;
@@ -448,35 +878,61 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   };
   if (rc == 0)
     rc = ck_manager_new(client, &mo, &m, err);
-  ck_controller_t *ctl = NULL;
-  ck_controller_opts_t cto = {.name = "aws-auth", .primary = &op.res, .reconcile = reconcile,
+  ck_controller_opts_t mco = {.name = "aws-auth", .primary = &op.res, .reconcile = merge_work,
                               .ctx = &op, .filter = no_object_keys};
+  ck_controller_opts_t oco = {.name = "aws-auth-objects", .primary = &op.res,
+                              .reconcile = object_work, .ctx = &op, .filter = no_object_keys,
+                              .workers = OBJECT_WORKERS};
   if (rc == 0)
-    rc = ck_manager_add_controller(m, &cto, &ctl, err);
+    rc = ck_manager_add_controller(m, &mco, &op.merge_ctl, err);
+  if (rc == 0)
+    rc = ck_manager_add_controller(m, &oco, &op.obj_ctl, err);
   char field[400];
   snprintf(field, sizeof field, "metadata.name=%s", op.cm_name);
-  ck_informer_t *cms = NULL;
   if (rc == 0) {
-    op.objs = ck_controller_informer(ctl);
+    op.objs = ck_controller_informer(op.merge_ctl);
     op.m = m;
     register_metrics(&op, ck_manager_metrics(m));
-    cms = ck_manager_informer_in(m, &ck_res_configmaps, op.cm_ns, NULL, field, err);
-    rc = cms ? 0 : err->code;
+    op.cms = ck_manager_informer_in(m, &ck_res_configmaps, op.cm_ns, NULL, field, err);
+    rc = op.cms ? 0 : err->code;
   }
-  if (rc == 0)
-    rc = ck_controller_watches_informer(ctl, op.objs, to_the_key, NULL, err);
-  if (rc == 0)
-    rc = ck_controller_watches_informer(ctl, cms, to_the_key, NULL, err);
+  if (rc == 0 && (ck_informer_add_handler(op.objs, on_object, &op) < 0 ||
+                  ck_informer_add_handler(op.cms, on_configmap, &op) < 0))
+    rc = ck_error_set(err, CK_ENOMEM, "out of memory");
+  if (rc == 0 && !o->dry_run) {
+    op.history_client = client;
+    if (pthread_create(&op.history_tid, NULL, history_thread, &op) != 0)
+      rc = ck_error_set(err, CK_ENOMEM, "cannot start the history thread");
+    else
+      op.history_started = true;
+  }
   if (rc == 0) {
     CK_INFO(COMP, NULL, "merging AWSAuth objects into %s/%s%s", op.cm_ns, op.cm_name,
             o->dry_run ? " (dry run: nothing is written)" : "");
     rc = ck_manager_run(m, err);
+  }
+  if (op.history_started) {
+    pthread_mutex_lock(&op.hmu);
+    op.hq_stop = true;
+    pthread_cond_signal(&op.hcond);
+    pthread_mutex_unlock(&op.hmu);
+    pthread_join(op.history_tid, NULL);
   }
   ck_manager_free(m);
   ck_client_free(client);
   ck_config_free(cfg);
   json_decref(op.last_known);
   json_decref(op.history);
+  json_decref(op.writing);
+  size_t pos = 0;
+  const char *k;
+  void *v;
+  while (ck_strmap_next(&op.posts, &pos, &k, &v))
+    post_free(v);
+  ck_strmap_free(&op.posts);
   pthread_mutex_destroy(&op.mu);
+  pthread_mutex_destroy(&op.turn);
+  pthread_mutex_destroy(&op.hmu);
+  pthread_cond_destroy(&op.hcond);
   return rc;
 }
