@@ -17,13 +17,29 @@
  *    annotation AA_OWNERS_ANNOTATION. Everything else is foreign and is
  *    kept exactly (same JSON after YAML 1.1 decoding, same order).
  *
- * The ownership annotation value is compact JSON with sorted keys:
+ * The ownership annotation has two encodings; the reader accepts both.
+ *  v1, readable, written whenever all the ConfigMap's annotations fit in
+ *  AA_MAX_ANNOTATIONS_BYTES with it: compact JSON with sorted keys,
  *   {"arn:aws:iam::111122223333:role/admin":
  *      {"hash":"<16 hex>","owner":"kube-system/admins","uid":"<uid>"}, ...}
- * "hash" is the first 64 bits of SHA-256 over the entry as written
- * (canonical JSON), so an edit by someone else (drift) is visible after a
- * restart. Never an ownerReference: garbage collection of aws-auth would
- * lock everyone out.
+ *  "hash" is the first 64 bits of SHA-256 over the entry as written
+ *  (canonical JSON, aa_entry_hash), so an edit by someone else (drift) is
+ *  visible after a restart. About 150 bytes a record: ~1,700 fit.
+ *  v2, compact, written only when v1 would not fit: "v2:" then standard
+ *  base64 (padded) of 16-byte records sorted by key hash, no key hash
+ *  twice, at least one record:
+ *    8 bytes  first 8 bytes of SHA-256 of the key (the lower-cased ARN);
+ *    5 bytes  first 5 bytes of SHA-256 of ns "/" name "\0" uid (uid "" when
+ *             unknown): the owner;
+ *    3 bytes  the first 24 bits of the entry hash.
+ *  21.3 bytes a record: ~12,000 fit (10,000 take ~213 KB); the 1 MiB data
+ *  limit usually comes first. A v2 record's key is known only through a
+ *  live entry or a claim with that key hash; one with neither is dropped
+ *  (nothing live is left for it). Why 64/40/24 bits are enough: merge.c.
+ *  When neither encoding fits: AA_BLOCK_TOO_BIG; an annotation that is
+ *  neither valid v1 nor valid v2: AA_BLOCK_ANNOTATION.
+ * Never an ownerReference: garbage collection of aws-auth would lock
+ * everyone out.
  *
  * Thread safety: all functions are reentrant; results are plain values.
  */
@@ -148,8 +164,7 @@ int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, ck_error_t *
 
 /* Hash of an entry for the ownership annotation: 16 lower-case hex
  * digits (64 bits of SHA-256 over canonical JSON) + NUL into out. It only
- * detects edits; 64 bits keep the annotation under 256 KiB for ~2000
- * entries. */
+ * detects edits: v1 records keep all 64 bits, v2 records the first 24. */
 void aa_entry_hash(const json_t *entry, char out[17]);
 
 /* ---- Merge (merge.c) ---------------------------------------------------- */
@@ -220,7 +235,7 @@ typedef struct aa_result {
   bool recreate;         /* the ConfigMap is absent and must be created */
   char *map_roles;       /* new data.mapRoles, or NULL: leave the key alone */
   char *map_users;       /* new data.mapUsers, or NULL: leave the key alone */
-  char *owners;          /* new annotation value (always set) */
+  char *owners;          /* new annotation value, v1 JSON or "v2:..." (always set) */
   size_t owned, foreign; /* entries in the result */
   size_t added, updated, removed, drifted, repaired;
   size_t data_bytes;     /* size of data+binaryData after the write */

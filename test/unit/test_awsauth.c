@@ -6,6 +6,7 @@
 
 #include "awsauth.h"
 
+#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -871,5 +872,594 @@ CK_TEST(awsauth, blocked_result_cannot_be_applied) {
   cr_assert_null(cm);
   cr_assert(strstr(err.message, "LiveDataUnparsable"), "%s", err.message);
   aa_result_free(r);
+  json_decref(live);
+}
+
+/* ---- the compact (v2) ownership annotation -------------------------------- */
+
+/* Everything below computes v2 values on its own (OpenSSL directly), so a
+ * test fails when merge.c and the documented format disagree. */
+
+static void sha256(const void *a, size_t na, const void *b, size_t nb, unsigned char out[32]) {
+  EVP_MD_CTX *m = EVP_MD_CTX_new();
+  unsigned int l = 0;
+  cr_assert(m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) && EVP_DigestUpdate(m, a, na) &&
+            EVP_DigestUpdate(m, b, nb) && EVP_DigestFinal_ex(m, out, &l) && l == 32);
+  EVP_MD_CTX_free(m);
+}
+
+static int cmp16(const void *a, const void *b) { return memcmp(a, b, 16); }
+
+/* One v2 record: key, owner identity, entry hash (16 hex digits). */
+static void v2_record(unsigned char p[16], const char *key, const char *owner, const char *uid,
+                      const char *hash) {
+  unsigned char d[32];
+  sha256(key, strlen(key), "", 0, d);
+  memcpy(p, d, 8);
+  sha256(owner, strlen(owner) + 1, uid, strlen(uid), d);
+  memcpy(p + 8, d, 5);
+  for (int j = 0; j < 3; j++) {
+    unsigned x = 0;
+    cr_assert_eq(sscanf(hash + 2 * j, "%2x", &x), 1, "hash %s", hash);
+    p[13 + j] = (unsigned char)x;
+  }
+}
+
+/* "v2:" + base64 of n records (sorted first when asked). */
+static char *v2_text(unsigned char *recs, size_t n, bool sort) {
+  if (sort && n)
+    qsort(recs, n, 16, cmp16);
+  char *t = malloc(3 + (n * 16 + 2) / 3 * 4 + 1);
+  memcpy(t, "v2:", 3);
+  EVP_EncodeBlock((unsigned char *)t + 3, recs, (int)(n * 16));
+  return t;
+}
+
+/* The v2 form of a v1 annotation. */
+static char *v1_to_v2(const char *v1) {
+  json_t *a = cktest_json(v1);
+  size_t n = json_object_size(a), i = 0;
+  unsigned char *recs = calloc(n + 1, 16);
+  const char *key;
+  json_t *rec;
+  json_object_foreach(a, key, rec) {
+    const char *uid = json_string_value(json_object_get(rec, "uid"));
+    v2_record(recs + 16 * i++, key, json_string_value(json_object_get(rec, "owner")),
+              uid ? uid : "", json_string_value(json_object_get(rec, "hash")));
+  }
+  char *t = v2_text(recs, n, true);
+  free(recs);
+  json_decref(a);
+  return t;
+}
+
+/* The v2 records of a "v2:" text (n set), NULL when it is not one. */
+static unsigned char *v2_decode(const char *t, size_t *n) {
+  if (strncmp(t, "v2:", 3) != 0)
+    return NULL;
+  size_t len = strlen(t + 3);
+  unsigned char *b = malloc(len / 4 * 3 + 1);
+  int got = EVP_DecodeBlock(b, (const unsigned char *)t + 3, (int)len);
+  cr_assert_geq(got, 0, "bad base64 in %.40s", t);
+  size_t nb = (size_t)got - (len >= 1 && t[3 + len - 1] == '=') - (len >= 2 && t[3 + len - 2] == '=');
+  cr_assert_eq(nb % 16, 0);
+  *n = nb / 16;
+  return b;
+}
+
+static const char *owners_of(const json_t *cm) {
+  return json_string_value(json_object_get(
+      json_object_get(json_object_get(cm, "metadata"), "annotations"), AA_OWNERS_ANNOTATION));
+}
+
+static void set_annotation(json_t *cm, const char *key, const char *value) {
+  json_t *md = json_object_get(cm, "metadata");
+  json_t *ann = json_object_get(md, "annotations");
+  if (!json_is_object(ann)) {
+    ann = json_object();
+    json_object_set_new(md, "annotations", ann);
+  }
+  json_object_set_new(ann, key, json_string(value));
+}
+
+/* Another annotation that leaves `room` bytes for the ownership
+ * annotation's value: 80 holds a v2 value of up to 3 records (67 bytes)
+ * and no v1 record (96 bytes at least for these tests' names). */
+static void pad_annotations(json_t *cm, size_t room) {
+  size_t n = AA_MAX_ANNOTATIONS_BYTES - strlen("pad") - strlen(AA_OWNERS_ANNOTATION) - room;
+  char *p = malloc(n + 1);
+  memset(p, 'p', n);
+  p[n] = '\0';
+  set_annotation(cm, "pad", p);
+  free(p);
+}
+
+static bool str_same(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
+
+/* Everything a reconcile decides, but the annotation's text. */
+static void same_result(const char *name, const char *what, const aa_result_t *a,
+                        const aa_result_t *b) {
+  cr_assert_eq(a->blocked, b->blocked, "%s (%s): blocked %s vs %s (%s)", name, what,
+               aa_block_reason(a->blocked), aa_block_reason(b->blocked),
+               b->blocked_msg ? b->blocked_msg : "");
+  cr_assert(str_same(a->blocked_msg, b->blocked_msg), "%s (%s): %s vs %s", name, what,
+            a->blocked_msg, b->blocked_msg);
+  cr_assert(str_same(a->map_roles, b->map_roles), "%s (%s): mapRoles\n%s\nvs\n%s", name, what,
+            a->map_roles, b->map_roles);
+  cr_assert(str_same(a->map_users, b->map_users), "%s (%s): mapUsers", name, what);
+  cr_assert_eq(a->data_changed, b->data_changed, "%s (%s)", name, what);
+  cr_assert(a->owned == b->owned && a->foreign == b->foreign && a->added == b->added &&
+                a->updated == b->updated && a->removed == b->removed &&
+                a->drifted == b->drifted && a->repaired == b->repaired,
+            "%s (%s): counts %zu/%zu/%zu/%zu/%zu/%zu/%zu vs %zu/%zu/%zu/%zu/%zu/%zu/%zu", name, what,
+            a->owned, a->foreign, a->added, a->updated, a->removed, a->drifted, a->repaired,
+            b->owned, b->foreign, b->added, b->updated, b->removed, b->drifted, b->repaired);
+  cr_assert(json_equal(a->drift, b->drift), "%s (%s): drift differs", name, what);
+  cr_assert_eq(a->nobjs, b->nobjs);
+  for (size_t i = 0; i < a->nobjs; i++) {
+    const aa_obj_status_t *x = &a->objs[i], *y = &b->objs[i];
+    cr_assert(x->valid == y->valid && x->conflicted == y->conflicted &&
+                  x->suspended == y->suspended && x->release_now == y->release_now &&
+                  x->release_after_write == y->release_after_write && x->entries == y->entries,
+              "%s (%s): object %zu: entries %zu vs %zu, release now %d/%d, after write %d/%d",
+              name, what, i, x->entries, y->entries, x->release_now, y->release_now,
+              x->release_after_write, y->release_after_write);
+    cr_assert(str_same(x->conflict_msg, y->conflict_msg), "%s (%s): object %zu", name, what, i);
+  }
+}
+
+/* A second reconcile of what `r` writes changes nothing. */
+static void stable_after(const char *name, const json_t *live, const aa_result_t *r,
+                         const json_t *objs, const aa_opts_t *o) {
+  if (r->blocked || !r->write_needed)
+    return;
+  json_t *after = apply_ok(live, r);
+  aa_result_t *r2 = reconcile_ok(after, objs, o);
+  cr_assert(!r2->blocked && !r2->write_needed, "%s: second pass %s, writes %d (%s)", name,
+            aa_block_reason(r2->blocked), r2->write_needed, r2->blocked_msg ? r2->blocked_msg : "");
+  cr_assert_str_eq(r2->owners, r->owners, "%s: annotation changes on the second pass", name);
+  aa_result_free(r2);
+  json_decref(after);
+}
+
+/* Every merge case with a first stage, with the annotation it wrote read
+ * as v1 and as v2, written as v1 and (other annotations padded) as v2:
+ * the same decisions each time. */
+CK_TEST(awsauth, annotation_v2_reads_like_v1) {
+  size_t compared = 0;
+  for (size_t i = 0; i < sizeof merge_cases / sizeof *merge_cases; i++) {
+    const merge_case_t *c = &merge_cases[i];
+    if (!c->stage1 || c->live_absent)
+      continue;
+    json_t *live = make_cm(c);
+    json_t *o1 = quotes(c->stage1);
+    aa_result_t *r1 = reconcile_ok(live, o1, NULL);
+    json_t *next = apply_ok(live, r1);
+    json_decref(live);
+    live = next;
+    aa_result_free(r1);
+    json_decref(o1);
+    if (c->edit_roles)
+      json_object_set_new(json_object_get(live, "data"), "mapRoles", json_string(c->edit_roles));
+    const char *v1 = owners_of(live);
+    if (!strcmp(v1, "{}"))
+      continue;
+    char *v2 = v1_to_v2(v1);
+    json_t *objs = quotes(c->objects);
+    for (int pad = 0; pad < 2; pad++) {
+      const char *what = pad ? "written as v2" : "written as v1";
+      json_t *l1 = json_deep_copy(live), *l2 = json_deep_copy(live);
+      set_annotation(l2, AA_OWNERS_ANNOTATION, v2);
+      if (pad) {
+        pad_annotations(l1, 80);
+        pad_annotations(l2, 80);
+      }
+      aa_result_t *a = reconcile_ok(l1, objs, &c->opts);
+      aa_result_t *b = reconcile_ok(l2, objs, &c->opts);
+      same_result(c->name, what, a, b);
+      if (!a->blocked) {
+        bool reported = a->drifted && c->opts.drift == AA_DRIFT_REPORT;
+        if (pad) {
+          cr_assert(!strncmp(a->owners, "v2:", 3) || !strcmp(a->owners, "{}"), "%s: %s",
+                    c->name, a->owners);
+          /* Carried records keep their bytes; new ones are the same. */
+          cr_assert_str_eq(b->owners, a->owners, "%s (%s): %s vs %s", c->name, what, a->owners, b->owners);
+          cr_assert_eq(b->annotation_changed, strcmp(b->owners, v2) != 0, "%s", c->name);
+        } else if (!reported) {
+          cr_assert_str_eq(b->owners, a->owners, "%s (%s)", c->name, what);
+        } else {
+          /* A record reported as drifted, back in v1: its 24 bits. */
+          json_t *ja = cktest_json(a->owners), *jb = cktest_json(b->owners);
+          const char *key;
+          json_t *ra;
+          json_object_foreach(ja, key, ra) {
+            const char *ha = json_string_value(json_object_get(ra, "hash"));
+            const char *hb = json_string_value(json_object_get(json_object_get(jb, key), "hash"));
+            cr_assert(hb && (!strcmp(ha, hb) || (strlen(hb) == 6 && !strncmp(ha, hb, 6))),
+                      "%s: %s vs %s", c->name, ha, hb ? hb : "(none)");
+          }
+          json_decref(ja);
+          json_decref(jb);
+        }
+        if (!pad)
+          cr_assert(!strncmp(b->owners, "{", 1), "%s: not back to v1: %.20s", c->name, b->owners);
+      }
+      stable_after(c->name, l1, a, objs, &c->opts);
+      stable_after(c->name, l2, b, objs, &c->opts);
+      aa_result_free(a);
+      aa_result_free(b);
+      json_decref(l1);
+      json_decref(l2);
+    }
+    compared++;
+    free(v2);
+    json_decref(objs);
+    json_decref(live);
+  }
+  cr_assert_geq(compared, 10, "only %zu cases compared", compared);
+}
+
+/* n objects o00000.. with one role each (role/o00000<i>, 1-byte pad). */
+static json_t *n_objects(size_t from, size_t n, const char *mdextra) {
+  json_t *objs = json_array();
+  for (size_t i = from; i < from + n; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "o%05zu", i);
+    json_array_append_new(objs, many_roles(name, T1, 1, name, 1, mdextra));
+  }
+  return objs;
+}
+
+static json_t *empty_cm(void) {
+  merge_case_t c = {0};
+  return make_cm(&c);
+}
+
+CK_TEST(awsauth, annotation_v2_only_above_the_limit) {
+  json_t *live = empty_cm();
+  json_t *small = n_objects(0, 1000, "");
+  aa_result_t *r = reconcile_ok(live, small, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%s", r->blocked_msg);
+  cr_assert_eq(r->owners[0], '{', "1000 records fit as v1: %.20s", r->owners);
+  aa_result_free(r);
+
+  json_t *objs = n_objects(0, 3000, "");
+  r = reconcile_ok(live, objs, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%s", r->blocked_msg);
+  cr_assert_eq(r->added, 3000);
+  cr_assert_eq(strlen(r->owners), 3 + 3000 * 16 / 3 * 4, "%zu", strlen(r->owners));
+  size_t n = 0;
+  unsigned char *b = v2_decode(r->owners, &n);
+  cr_assert_not_null(b, "not v2: %.20s", r->owners);
+  cr_assert_eq(n, 3000);
+  for (size_t i = 1; i < n; i++)
+    cr_assert_lt(memcmp(b + 16 * (i - 1), b + 16 * i, 8), 0, "record %zu not after %zu", i, i - 1);
+  /* The record of o00042, built here from the documented format. */
+  json_t *entry = json_pack("{s:s,s:s,s:[s]}", "rolearn", IAM "role/o000420", "username", "uu",
+                            "groups", "view");
+  char h[17];
+  aa_entry_hash(entry, h);
+  unsigned char want[16];
+  v2_record(want, IAM "role/o000420", "kube-system/o00042", "uid-o00042", h);
+  cr_assert_not_null(bsearch(want, b, n, 16, cmp16), "record of o00042 missing or different");
+  free(b);
+  json_decref(entry);
+  for (size_t i = 0; i < r->nobjs; i++)
+    cr_assert_eq(r->objs[i].entries, 1, "object %zu", i);
+  json_t *v2live = apply_ok(live, r);
+  aa_result_t *r2 = reconcile_ok(v2live, objs, NULL);
+  cr_assert(!r2->blocked && !r2->write_needed, "%s", r2->blocked_msg ? r2->blocked_msg : "writes");
+  cr_assert_eq(r2->owned, 3000);
+  cr_assert_str_eq(r2->owners, r->owners);
+
+  /* A foreign entry among them, whose key no record has, stays foreign;
+   * an object asking for it is told so and takes nothing. */
+  json_t *d = json_object_get(v2live, "data");
+  char *roles = cktest_asprintf("- rolearn: " IAM "role/hand\n  username: hand\n%s",
+                                json_string_value(json_object_get(d, "mapRoles")));
+  json_object_set_new(d, "mapRoles", json_string(roles));
+  free(roles);
+  json_array_append_new(objs, quotes(ROLE("zz", T2, "hand", "z", "view")));
+  aa_result_t *r3 = reconcile_ok(v2live, objs, NULL);
+  cr_assert_eq(r3->blocked, AA_BLOCK_NONE, "%s", r3->blocked_msg);
+  cr_assert(!r3->write_needed && r3->foreign == 1 && r3->owned == 3000, "write %d foreign %zu",
+            r3->write_needed, r3->foreign);
+  cr_assert(r3->objs[3000].conflicted && strstr(r3->objs[3000].conflict_msg, "takeOver"));
+  cr_assert_eq(r3->objs[3000].entries, 0);
+  aa_result_free(r3);
+
+  aa_result_free(r);
+  aa_result_free(r2);
+  json_decref(v2live);
+  json_decref(objs);
+  json_decref(small);
+  json_decref(live);
+}
+
+CK_TEST(awsauth, annotation_v2_back_to_v1_when_it_fits) {
+  json_t *live = empty_cm();
+  json_t *objs = n_objects(0, 3000, "");
+  aa_result_t *r = reconcile_ok(live, objs, NULL);
+  json_t *v2live = apply_ok(live, r);
+  cr_assert(!strncmp(owners_of(v2live), "v2:", 3));
+  /* 2000 of them are being deleted: their entries go, the finalizers can
+   * go after the write (not before: the v2 records name them). */
+  json_t *next = n_objects(0, 1000, "");
+  json_t *going = n_objects(1000, 2000, ",\"deletionTimestamp\":\"" T3 "\"");
+  json_array_extend(next, going);
+  aa_opts_t o = {.max_removals = -1};
+  aa_result_t *r2 = reconcile_ok(v2live, next, &o);
+  cr_assert_eq(r2->blocked, AA_BLOCK_NONE, "%s", r2->blocked_msg);
+  cr_assert_eq(r2->removed, 2000);
+  cr_assert_eq(r2->owned, 1000);
+  json_t *ann = cktest_json(r2->owners);
+  cr_assert(json_is_object(ann), "not v1: %.20s", r2->owners);
+  cr_assert_eq(json_object_size(ann), 1000);
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ann, IAM "role/o000000"),
+                                                     "owner")),
+                   "kube-system/o00000");
+  for (size_t i = 0; i < 3000; i++) {
+    const aa_obj_status_t *s = &r2->objs[i];
+    if (i < 1000)
+      cr_assert(s->entries == 1 && !s->release_now && !s->release_after_write, "object %zu", i);
+    else
+      cr_assert(s->entries == 0 && !s->release_now && s->release_after_write, "object %zu", i);
+  }
+  stable_after("back to v1", v2live, r2, next, &o);
+  /* Still too many removals without the override. */
+  aa_result_t *r3 = reconcile_ok(v2live, next, NULL);
+  cr_assert_eq(r3->blocked, AA_BLOCK_REMOVALS);
+  cr_assert(!r3->objs[2000].release_now && !r3->objs[2000].release_after_write);
+  aa_result_free(r3);
+  json_decref(ann);
+  aa_result_free(r);
+  aa_result_free(r2);
+  json_decref(next);
+  json_decref(going);
+  json_decref(v2live);
+  json_decref(objs);
+  json_decref(live);
+}
+
+/* A v2 record with no live entry: dropped when its owner is gone, kept
+ * (its v2 bytes) for an invalid owner, dropped when the output is v1. */
+CK_TEST(awsauth, annotation_v2_record_without_live_entry) {
+  json_t *live = empty_cm();
+  pad_annotations(live, 80);
+  json_t *objs = quotes("[" ROLE("a", T1, "admin", "admin", "system:masters") "," ROLE("b", T1, "bee", "b", "view") "," ROLE("c", T1, "cee", "c", "view") "]");
+  aa_result_t *r = reconcile_ok(live, objs, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%s", r->blocked_msg);
+  json_t *v2live = apply_ok(live, r);
+  size_t n = 0;
+  unsigned char *b = v2_decode(owners_of(v2live), &n);
+  cr_assert(b && n == 3, "%.40s", owners_of(v2live));
+  /* The entries of a and b removed by hand; a turns invalid, b is gone. */
+  json_object_set_new(json_object_get(v2live, "data"), "mapRoles",
+                      json_string(OWN("cee", "c", "view")));
+  json_t *objs2 = quotes("[" ROLE("a", T1, "ad*min", "admin", "system:masters") "," ROLE("c", T1, "cee", "c", "view") "]");
+  aa_result_t *r2 = reconcile_ok(v2live, objs2, NULL);
+  cr_assert_eq(r2->blocked, AA_BLOCK_NONE, "%s", r2->blocked_msg);
+  cr_assert(r2->removed == 0 && r2->drifted == 0 && !r2->map_roles, "removed %zu", r2->removed);
+  size_t n2 = 0;
+  unsigned char *b2 = v2_decode(r2->owners, &n2);
+  cr_assert(b2 && n2 == 2, "%.40s", r2->owners);
+  /* a's record is kept byte for byte. */
+  json_t *aentry = json_pack("{s:s,s:s,s:[s]}", "rolearn", IAM "role/admin", "username", "admin",
+                             "groups", "system:masters");
+  char h[17];
+  aa_entry_hash(aentry, h);
+  unsigned char want[16];
+  v2_record(want, IAM "role/admin", "kube-system/a", "uid-a", h);
+  cr_assert_not_null(bsearch(want, b, n, 16, cmp16));
+  cr_assert_not_null(bsearch(want, b2, n2, 16, cmp16));
+  json_decref(aentry);
+  free(b);
+  free(b2);
+  cr_assert(r2->objs[0].entries == 1 && r2->objs[1].entries == 1);
+  cr_assert(r2->write_needed && r2->annotation_changed);
+  stable_after("v2 record of an invalid owner", v2live, r2, objs2, NULL);
+  /* Without the padding it is written as v1, where a record needs its key. */
+  json_t *l3 = json_deep_copy(v2live);
+  json_object_del(json_object_get(json_object_get(l3, "metadata"), "annotations"), "pad");
+  aa_result_t *r3 = reconcile_ok(l3, objs2, NULL);
+  cr_assert_eq(r3->blocked, AA_BLOCK_NONE, "%s", r3->blocked_msg);
+  json_t *ann = cktest_json(r3->owners);
+  cr_assert(json_object_size(ann) == 1 && json_object_get(ann, IAM "role/cee"), "%s", r3->owners);
+  json_decref(ann);
+  cr_assert(r3->objs[0].entries == 0 && r3->objs[1].entries == 1);
+  stable_after("v2 back to v1 without the unknown key", l3, r3, objs2, NULL);
+  /* a becomes valid again: its entry is put back, as a drift repair (the
+   * record learns its key once a claim names it). */
+  aa_result_t *r4 = reconcile_ok(v2live, objs, NULL);
+  cr_assert_eq(r4->blocked, AA_BLOCK_NONE, "%s", r4->blocked_msg);
+  cr_assert_str_eq(r4->map_roles, OWN("admin", "admin", "system:masters") OWN("bee", "b", "view")
+                                      OWN("cee", "c", "view"));
+  cr_assert_eq(r4->drifted, 2, "a's and b's entries removed by hand: %zu", r4->drifted);
+  cr_assert_eq(r4->repaired, 2);
+  aa_result_free(r4);
+  json_decref(l3);
+  aa_result_free(r);
+  aa_result_free(r2);
+  aa_result_free(r3);
+  json_decref(objs);
+  json_decref(objs2);
+  json_decref(v2live);
+  json_decref(live);
+}
+
+/* A v1 record that says "drifted" still says so in v2, even when its hash
+ * and the edited live entry's share their first 24 bits. */
+CK_TEST(awsauth, annotation_v1_to_v2_keeps_drift) {
+  json_t *live = empty_cm();
+  json_t *objs = quotes("[" ROLE("a", T1, "admin", "admin", "system:masters") "]");
+  aa_result_t *r = reconcile_ok(live, objs, NULL);
+  json_t *after = apply_ok(live, r);
+  /* Someone edits the entry; the record's hash shares 24 bits with it. */
+  const char *edited = "- rolearn: " IAM "role/admin\n  username: evil\n  groups: [system:masters]\n";
+  json_object_set_new(json_object_get(after, "data"), "mapRoles", json_string(edited));
+  aa_list_t l;
+  cr_assert_eq(aa_list_parse(AA_ROLES, edited, strlen(edited), &l), 0);
+  char h[17];
+  aa_entry_hash(l.v[0].raw, h);
+  aa_list_free(&l);
+  memcpy(h + 6, h[6] == '0' ? "1111111111" : "0000000000", 10);
+  json_t *ann = cktest_json(owners_of(after));
+  json_t *rec = json_object_get(ann, IAM "role/admin");
+  json_object_set_new(rec, "hash", json_string(h));
+  char *text = json_dumps(ann, JSON_COMPACT | JSON_SORT_KEYS);
+  set_annotation(after, AA_OWNERS_ANNOTATION, text);
+  pad_annotations(after, 80);
+  aa_opts_t report = {.drift = AA_DRIFT_REPORT};
+  aa_result_t *r2 = reconcile_ok(after, objs, &report);
+  cr_assert_eq(r2->blocked, AA_BLOCK_NONE, "%s", r2->blocked_msg);
+  cr_assert_eq(r2->drifted, 1);
+  cr_assert(!strncmp(r2->owners, "v2:", 3), "%s", r2->owners);
+  json_t *next = apply_ok(after, r2);
+  aa_result_t *r3 = reconcile_ok(next, objs, &report);
+  cr_assert_eq(r3->drifted, 1, "the drift is forgotten in v2");
+  cr_assert(!r3->write_needed);
+  aa_result_free(r3);
+  json_decref(next);
+  aa_result_free(r2);
+  free(text);
+  json_decref(ann);
+  json_decref(after);
+  aa_result_free(r);
+  json_decref(objs);
+  json_decref(live);
+}
+
+static void expect_bad_annotation(const char *name, json_t *value, const char *why) {
+  json_t *live = empty_cm();
+  json_object_set_new(json_object_get(live, "data"), "mapRoles",
+                      json_string("- rolearn: " IAM "role/admin\n  username: admin\n"));
+  json_object_set_new(json_object_get(live, "metadata"), "annotations",
+                      json_pack("{s:o}", AA_OWNERS_ANNOTATION, value));
+  json_t *objs = quotes("[" ROLE("a", T1, "admin", "admin", "system:masters") "," ROLE_X("d", T1, DEL, "other", "o", "view", "") "]");
+  aa_result_t *r = reconcile_ok(live, objs, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_ANNOTATION, "%s: %s", name, aa_block_reason(r->blocked));
+  cr_assert(strstr(r->blocked_msg, AA_OWNERS_ANNOTATION) && strstr(r->blocked_msg, why),
+            "%s: \"%s\" lacks \"%s\"", name, r->blocked_msg, why);
+  cr_assert(!r->write_needed && !r->map_roles && !r->map_users, "%s", name);
+  cr_assert(!r->objs[1].release_now && !r->objs[1].release_after_write, "%s", name);
+  cr_assert_str_eq(r->owners, "{}", "%s", name);
+  aa_result_free(r);
+  json_decref(objs);
+  json_decref(live);
+}
+
+CK_TEST(awsauth, annotation_v2_hostile_values) {
+  static const struct {
+    const char *text;
+    const char *why;
+  } cases[] = {
+      {"v2:", "no records"},
+      {"v2:!!!!", "not standard base64"},
+      {"v2:====", "not standard base64"},
+      {"v2:AA=A", "not standard base64"},
+      {"v2:AAA", "multiple of 4"},
+      {"v2:AAAAAAAAAAAAAAAAAAAAAA", "multiple of 4"},
+      {"v2:AAAA", "3 bytes of records, not a multiple of 16"},
+      {"v2:AAAAAAAAAAAAAAAAAAAAAB==", "canonical"},             /* stray bits */
+      {"v2:AAAAAAAAAAAA\nAAAAAAAAAA==   ", "canonical"},         /* whitespace */
+      {"v2:AAAAAAAAAAAAAAAAAAAAAA==AAAA", "not standard base64"}, /* padding inside */
+      {"v2:AAAAAAAAAAAAAAAAAAAAAAAA", "18 bytes"},
+      {"v2", "not the JSON"},
+      {"V2:AAAA", "not the JSON"},
+      {" v2:AAAA", "not the JSON"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+    expect_bad_annotation(cases[i].text, json_string(cases[i].text), cases[i].why);
+  expect_bad_annotation("NUL inside", json_stringn("v2:AAAA\0AAAA", 12), "NUL");
+  expect_bad_annotation("not a string", json_integer(2), "not the JSON");
+
+  /* Unsorted and duplicated key hashes. */
+  unsigned char recs[3 * 16];
+  memset(recs, 0, sizeof recs);
+  recs[0] = 2;
+  recs[16] = 1;
+  char *t = v2_text(recs, 2, false);
+  expect_bad_annotation("unsorted", json_string(t), "not sorted");
+  free(t);
+  memset(recs, 0, sizeof recs);
+  recs[16 + 15] = 1; /* same key hash, another entry hash */
+  recs[32] = 9;
+  t = v2_text(recs, 3, false);
+  expect_bad_annotation("duplicate", json_string(t), "records 0 and 1 have the same key hash");
+  free(t);
+  /* 20,000 random records, unsorted. */
+  size_t big = 20000;
+  unsigned char *rb = malloc(big * 16);
+  for (size_t i = 0; i < big * 16; i++)
+    rb[i] = (unsigned char)cktest_rand32();
+  t = v2_text(rb, big, false);
+  expect_bad_annotation("random", json_string(t), "not sorted");
+  free(t);
+
+  /* The same records sorted are a valid v2 value that names nothing here:
+   * no key matches, no owner exists; they are dropped, nothing is removed. */
+  t = v2_text(rb, big, true);
+  json_t *live = empty_cm();
+  json_object_set_new(json_object_get(live, "data"), "mapRoles",
+                      json_string("- rolearn: " IAM "role/hand\n  username: hand\n"));
+  set_annotation(live, AA_OWNERS_ANNOTATION, t);
+  json_t *objs = quotes("[" ROLE("a", T1, "admin", "admin", "system:masters") "]");
+  aa_result_t *r = reconcile_ok(live, objs, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%s", r->blocked_msg);
+  cr_assert(r->removed == 0 && r->foreign == 1 && r->owned == 1 && r->added == 1);
+  json_t *ann = cktest_json(r->owners);
+  cr_assert_eq(json_object_size(ann), 1, "%.60s", r->owners);
+  json_decref(ann);
+  aa_result_free(r);
+  /* And with no object at all they still look like owned entries. */
+  aa_result_t *r2 = reconcile_ok(live, NULL, NULL);
+  cr_assert_eq(r2->blocked, AA_BLOCK_NO_OBJECTS);
+  aa_result_free(r2);
+  json_decref(objs);
+  json_decref(live);
+  free(t);
+  free(rb);
+}
+
+CK_TEST(awsauth, annotation_too_big_even_as_v2) {
+  json_t *live = empty_cm();
+  pad_annotations(live, 60000); /* 3000 records need 64,003 bytes */
+  json_t *objs = n_objects(0, 3000, "");
+  aa_result_t *r = reconcile_ok(live, objs, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_TOO_BIG, "%s", aa_block_reason(r->blocked));
+  char v1[64], v2[64];
+  snprintf(v2, sizeof v2, "%zu bytes with its compact form (v2)",
+           AA_MAX_ANNOTATIONS_BYTES - 60000 + 64003);
+  snprintf(v1, sizeof v1, " bytes with the ownership annotation as JSON (v1)");
+  cr_assert(strstr(r->blocked_msg, v1) && strstr(r->blocked_msg, v2) &&
+                strstr(r->blocked_msg, "256 KiB"),
+            "%s", r->blocked_msg);
+  cr_assert(!r->write_needed && !r->map_roles);
+  aa_result_free(r);
+  json_decref(objs);
+  json_decref(live);
+}
+
+CK_TEST(awsauth, ten_thousand_objects) {
+  json_t *live = empty_cm();
+  json_t *objs = n_objects(0, 10000, "");
+  aa_result_t *r = reconcile_ok(live, objs, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%s", r->blocked_msg);
+  cr_assert_eq(r->added, 10000);
+  cr_assert_eq(r->owned, 10000);
+  cr_assert_leq(r->data_bytes, AA_MAX_DATA_BYTES);
+  cr_assert(!strncmp(r->owners, "v2:", 3));
+  cr_assert_eq(strlen(r->owners), 3 + (10000 * 16 + 2) / 3 * 4);
+  json_t *after = apply_ok(live, r);
+  aa_result_t *r2 = reconcile_ok(after, objs, NULL);
+  cr_assert(!r2->blocked && !r2->write_needed, "%s", r2->blocked_msg ? r2->blocked_msg : "writes");
+  size_t entries = 0;
+  for (size_t i = 0; i < r2->nobjs; i++)
+    entries += r2->objs[i].entries;
+  cr_assert_eq(entries, 10000);
+  aa_result_free(r);
+  aa_result_free(r2);
+  json_decref(after);
+  json_decref(objs);
   json_decref(live);
 }
