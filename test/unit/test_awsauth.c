@@ -810,7 +810,8 @@ CK_TEST(awsauth, result_over_one_mib_refused) {
   json_decref(objs);
 }
 
-CK_TEST(awsauth, thousands_of_entries_fast_and_deterministic) {
+/* Correctness at scale only: speed is measured in bench/, never asserted. */
+CK_TEST(awsauth, thousands_of_entries_deterministic) {
   json_t *objs = json_array();
   for (int i = 0; i < 2000; i++) {
     char name[16], ts[32];
@@ -820,12 +821,9 @@ CK_TEST(awsauth, thousands_of_entries_fast_and_deterministic) {
   }
   /* One shared ARN: exactly one winner. */
   json_array_append_new(objs, many_roles("zz-dup", T1, 1, "o0000", 4, ""));
-  double t0 = cktest_now_s();
   aa_result_t *r = reconcile_ok(NULL, objs, NULL);
-  double dt = cktest_now_s() - t0;
   cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%s", r->blocked_msg);
   cr_assert_eq(r->owned, 2000);
-  cr_assert_lt(dt, 5.0, "took %.2fs", dt);
   json_t *rev = reversed(objs);
   aa_result_t *r2 = reconcile_ok(NULL, rev, NULL);
   cr_assert_str_eq(r2->map_roles, r->map_roles);
