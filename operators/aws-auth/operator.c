@@ -39,12 +39,18 @@
  * ConfigMap writes, not one per merge. A single change (nothing arriving
  * while its merge runs) is merged at once. */
 #define BURST_PAUSE_MS 100
-/* During a burst the per-object work yields the apiserver to the merge and
- * to whoever creates the objects: one request at a time, this far apart.
- * It catches up as soon as the burst is over. */
-#define BURST_OBJECT_GAP_MS 20
-/* A burst is over when no merge has extended it for this long. */
-#define BURST_HOLD_MS 300
+/* The merge is busy while its writes come less than this far apart (a
+ * burst, or a client changing objects as fast as we apply them). Per-object
+ * work then waits, so the apiserver serves the changes first and a status
+ * changed many times is written once. */
+#define BUSY_MS 200
+/* ... but no longer than this: older per-object work goes through, one
+ * request at a time while the merge stays busy. Finalizer releases of
+ * deleted objects never wait. */
+#define OBJECT_MAX_WAIT_MS 1000
+/* The operator's own writes less than this apart form one series: the
+ * history keeps the state before the series, not each step of it. */
+#define HISTORY_SERIES_MS 1000
 /* The history ConfigMap stays under the 1 MiB data limit with this margin. */
 #define HISTORY_MAX_BYTES (1000 * 1000)
 
@@ -65,6 +71,7 @@ typedef struct post {
   aa_obj_status_t st; /* taken from the merge result */
   outcome_t *oc;
   bool release; /* deleting and its entries are gone: remove the finalizer */
+  int64_t since; /* when this object first had work waiting (ck_now_ms) */
 } post_t;
 
 typedef struct op {
@@ -91,8 +98,9 @@ typedef struct op {
   ck_strmap_t posts;   /* key -> post_t (mu) */
   atomic_ullong events; /* merge-relevant events seen */
   bool burst;           /* the last merge wrote while events kept coming */
-  atomic_llong burst_until;  /* ck_now_ms() until which per-object work yields */
-  pthread_mutex_t turn;      /* per-object work one at a time during a burst */
+  atomic_llong busy_until;   /* ck_now_ms() until which per-object work waits */
+  int64_t last_write_ms;     /* end of our last aws-auth write (merge worker) */
+  pthread_mutex_t turn;      /* per-object work one at a time while busy */
   atomic_int since_trim;     /* per-object reconciles since the last malloc_trim */
   ck_series_t *writes, *conflicts, *repairs, *parse_errors, *owned, *foreign, *invalid,
       *conflicted, *bytes, *blocked;
@@ -400,17 +408,6 @@ static void post_put_back(op_t *op, post_t *p) {
     post_free(p);
 }
 
-/* Per-object work during a burst: one request at a time, spaced out.
- * Returns with op->turn held when it must be released (*held). */
-static void object_turn(op_t *op, bool *held) {
-  *held = false;
-  if (ck_now_ms() >= atomic_load(&op->burst_until))
-    return;
-  pthread_mutex_lock(&op->turn);
-  *held = true;
-  ck_sleep_ms(BURST_OBJECT_GAP_MS);
-}
-
 /* Reconcile of one object key: what the last merge asked for it. */
 static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
   const char *key = ck_reconcile_key(rc);
@@ -513,15 +510,25 @@ static void object_wave_done(op_t *op) {
 
 static ck_result_t object_work(void *ctx, ck_reconcile_t *rc) {
   op_t *op = ctx;
-  /* Releasing a deleted object's finalizer never waits: the delete is
-   * what someone is waiting for. */
-  pthread_mutex_lock(&op->mu);
-  post_t *peek = ck_strmap_get(&op->posts, ck_reconcile_key(rc));
-  bool deleting = peek && peek->st.deleting;
-  pthread_mutex_unlock(&op->mu);
+  int64_t now = ck_now_ms(), busy = atomic_load(&op->busy_until);
   bool held = false;
-  if (!deleting)
-    object_turn(op, &held);
+  if (now < busy) {
+    pthread_mutex_lock(&op->mu);
+    post_t *peek = ck_strmap_get(&op->posts, ck_reconcile_key(rc));
+    bool deleting = peek && peek->st.deleting;
+    int64_t waited = peek ? now - peek->since : 0;
+    pthread_mutex_unlock(&op->mu);
+    if (peek && !deleting) {
+      if (waited < OBJECT_MAX_WAIT_MS) {
+        int64_t d = busy - now;
+        if (d > OBJECT_MAX_WAIT_MS - waited)
+          d = OBJECT_MAX_WAIT_MS - waited;
+        return ck_requeue_after(d > 0 ? d : 1);
+      }
+      pthread_mutex_lock(&op->turn);
+      held = true;
+    }
+  }
   ck_result_t r = object_do(op, rc);
   if (held)
     pthread_mutex_unlock(&op->turn);
@@ -571,8 +578,11 @@ static void queue_posts(op_t *op, json_t *objects, aa_result_t *r, bool clean,
     p->oc = oc;
     atomic_fetch_add(&oc->refs, 1);
     void *old = NULL;
+    p->since = ck_now_ms();
     pthread_mutex_lock(&op->mu);
     int rc = ck_strmap_put(&op->posts, p->key, p, &old);
+    if (rc == 0 && old)
+      p->since = ((post_t *)old)->since; /* waiting since the first of them */
     pthread_mutex_unlock(&op->mu);
     post_free(old);
     if (rc != 0) {
@@ -601,14 +611,14 @@ static void set_last_known(op_t *op, json_t *cm, bool written) {
 }
 
 /* Whether the previous data goes to the history with this write: always,
- * except inside a burst (the last merge wrote while changes kept coming)
- * when the live data is our own write of that burst: a burst keeps the
- * state before it, not each intermediate batch (which only reflects how the
- * changes happened to be grouped). */
+ * except when it is our own write of a moment ago (a burst, or a series of
+ * writes less than HISTORY_SERIES_MS apart): a series keeps the state before
+ * it, not each step (the steps only reflect how the changes happened to be
+ * grouped). A write that follows anyone else's change always saves. */
 static bool history_wanted(op_t *op, const json_t *live) {
   if (!live)
     return false;
-  if (!op->burst)
+  if (!op->burst && ck_now_ms() - op->last_write_ms >= HISTORY_SERIES_MS)
     return true;
   const char *rv = ck_obj_resource_version(live);
   pthread_mutex_lock(&op->mu);
@@ -827,8 +837,12 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
    * are on the way. (Counting later ones would also catch a client that
    * reacts to our write at once with its next change: no burst.) */
   op->burst = wrote && events1 != events0;
-  if (op->burst)
-    atomic_store(&op->burst_until, ck_now_ms() + BURST_HOLD_MS);
+  if (wrote) {
+    int64_t now = ck_now_ms();
+    if (op->burst || now - op->last_write_ms < BUSY_MS)
+      atomic_store(&op->busy_until, now + BUSY_MS);
+    op->last_write_ms = now;
+  }
   CK_DEBUG(COMP, op->cm_name,
            "merge of %zu objects: list %lld ms, merge %lld ms, write %lld ms, after %lld ms%s",
            nobjs, (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 ? t3 - t2 : 0),
