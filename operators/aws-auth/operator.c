@@ -408,6 +408,16 @@ static void post_put_back(op_t *op, post_t *p) {
     post_free(p);
 }
 
+/* Done with p: kept for a retry after a failure, else freed. */
+static ck_result_t post_finish(op_t *op, post_t *p, bool failed) {
+  if (failed) {
+    post_put_back(op, p);
+    return ck_fail();
+  }
+  post_free(p);
+  return ck_done();
+}
+
 /* Reconcile of one object key: what the last merge asked for it. */
 static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
   const char *key = ck_reconcile_key(rc);
@@ -434,12 +444,7 @@ static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
     }
     json_decref(out);
     json_decref(obj);
-    if (failed) {
-      post_put_back(op, p);
-      return ck_fail();
-    }
-    post_free(p);
-    return ck_done();
+    return post_finish(op, p, failed);
   }
   /* The finalizer comes after the entries were written: a delete before it
    * arrives is still seen (the ownership annotation names the entries of
@@ -486,12 +491,7 @@ static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
   }
   json_decref(status);
   json_decref(obj);
-  if (failed) {
-    post_put_back(op, p);
-    return ck_fail();
-  }
-  post_free(p);
-  return ck_done();
+  return post_finish(op, p, failed);
 }
 
 /* After a wave of per-object work (thousands of responses parsed on 8
