@@ -583,13 +583,14 @@ static void queue_posts(op_t *op, json_t *objects, aa_result_t *r, bool clean,
     int rc = ck_strmap_put(&op->posts, p->key, p, &old);
     if (rc == 0 && old)
       p->since = ((post_t *)old)->since; /* waiting since the first of them */
+    /* Queued under the lock: once it is released a worker may take p and
+     * free it (and p->key with it). */
+    if (rc == 0)
+      ck_controller_enqueue(op->obj_ctl, p->key);
     pthread_mutex_unlock(&op->mu);
     post_free(old);
-    if (rc != 0) {
+    if (rc != 0)
       post_free(p);
-      continue;
-    }
-    ck_controller_enqueue(op->obj_ctl, p->key);
   }
   outcome_unref(oc);
 }
