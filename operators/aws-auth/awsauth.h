@@ -159,8 +159,11 @@ void aa_list_free(aa_list_t *l);
 int aa_emit_list(const json_t *list, char **out);
 
 /* aa_emit_list, then parse the text back with aa_list_parse and require
- * the identical JSON: a mismatch is CK_EINVAL and *out stays NULL. */
-int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, ck_error_t *err);
+ * the identical JSON: a mismatch is CK_EINVAL and *out stays NULL. When
+ * back is not NULL and 0 is returned, *back is the text parsed back (free
+ * with aa_list_free); otherwise it is zeroed. */
+int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, aa_list_t *back,
+                    ck_error_t *err);
 
 /* Hash of an entry for the ownership annotation: 16 lower-case hex
  * digits (64 bits of SHA-256 over canonical JSON) + NUL into out. It only
@@ -174,6 +177,19 @@ typedef enum aa_drift_mode {
   AA_DRIFT_REPORT,     /* leave them as found, report them in drift */
 } aa_drift_mode_t;
 
+/* Lists parsed by earlier merges, kept so that a merge whose live text is
+ * one parsed or written a moment ago does not parse it again (in a burst,
+ * the live text is always our own last write). Per kind, the last two
+ * texts and their parse. Optional (aa_opts_t.cache); used by one merge at
+ * a time; the caller frees it with aa_cache_free, and may empty it with
+ * aa_cache_clear whenever it wants the memory back. */
+typedef struct aa_cache aa_cache_t;
+aa_cache_t *aa_cache_new(void); /* NULL: out of memory */
+void aa_cache_clear(aa_cache_t *cache);
+void aa_cache_free(aa_cache_t *cache);
+/* Merges that found a live list in the cache (for tests and metrics). */
+size_t aa_cache_hits(const aa_cache_t *cache);
+
 typedef struct aa_opts {
   int max_removals;      /* 0: AA_DEFAULT_MAX_REMOVALS; < 0: unlimited */
   aa_drift_mode_t drift;
@@ -184,6 +200,7 @@ typedef struct aa_opts {
   /* Used when the live ConfigMap is absent (NULL): the last ConfigMap seen,
    * whose foreign entries and other keys are restored. Borrowed. */
   const json_t *last_known;
+  aa_cache_t *cache; /* NULL: parse the live lists every time. Borrowed. */
 } aa_opts_t;
 
 typedef enum aa_block {

@@ -210,9 +210,12 @@ int aa_emit_list(const json_t *list, char **out) {
   return 0;
 }
 
-int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, ck_error_t *err) {
+int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, aa_list_t *back_out,
+                    ck_error_t *err) {
   char *text = NULL;
   *out = NULL;
+  if (back_out)
+    memset(back_out, 0, sizeof *back_out);
   int rc = aa_emit_list(list, &text);
   if (rc)
     return ck_error_set(err, rc, "%s: cannot emit the entries", aa_kind_key(kind));
@@ -231,11 +234,15 @@ int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, ck_error_t *
                       "%s: the emitted text parses back to different entries; nothing written",
                       aa_kind_key(kind));
   }
-  aa_list_free(&back);
   if (rc) {
+    aa_list_free(&back);
     free(text);
     return CK_EINVAL;
   }
+  if (back_out)
+    *back_out = back;
+  else
+    aa_list_free(&back);
   *out = text;
   return 0;
 }

@@ -95,6 +95,7 @@ typedef struct ctx {
   EVP_MD *sha256;
   EVP_MD_CTX *md;
   aa_list_t live[2];
+  int live_slot[2];  /* the cache slot live[k] is borrowed from, or -1 (ours) */
   json_t *idx[2];    /* key -> [index in live list] */
   bool *foreign[2];  /* per live entry: emitted in the foreign part */
   int fmt;           /* the annotation as found: 1 (also absent/unreadable) or 2 */
@@ -550,6 +551,86 @@ static int cmp_rec_key(const void *a, const void *b) {
   return strcmp((*(const rec_t *const *)a)->key, (*(const rec_t *const *)b)->key);
 }
 
+/* ---- the parse cache ----------------------------------------------------------- */
+
+#define CACHE_SLOTS 2
+
+typedef struct cslot {
+  char *text; /* NULL: empty */
+  size_t len;
+  aa_list_t list;
+  uint64_t used; /* tick of the last use */
+} cslot_t;
+
+struct aa_cache {
+  cslot_t s[2][CACHE_SLOTS];
+  uint64_t tick;
+  size_t hits;
+};
+
+size_t aa_cache_hits(const aa_cache_t *cache) {
+  return cache ? cache->hits : 0;
+}
+
+aa_cache_t *aa_cache_new(void) {
+  return calloc(1, sizeof(aa_cache_t));
+}
+
+static void cslot_clear(cslot_t *s) {
+  free(s->text);
+  aa_list_free(&s->list);
+  memset(s, 0, sizeof *s);
+}
+
+void aa_cache_clear(aa_cache_t *cache) {
+  if (!cache)
+    return;
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < CACHE_SLOTS; i++)
+      cslot_clear(&cache->s[k][i]);
+}
+
+void aa_cache_free(aa_cache_t *cache) {
+  aa_cache_clear(cache);
+  free(cache);
+}
+
+static int cache_find(aa_cache_t *cache, int k, const char *text, size_t len) {
+  for (int i = 0; i < CACHE_SLOTS; i++) {
+    cslot_t *s = &cache->s[k][i];
+    if (s->text && s->len == len && memcmp(s->text, text, len) == 0) {
+      s->used = ++cache->tick;
+      cache->hits++;
+      return i;
+    }
+  }
+  return -1;
+}
+
+/* Move *list (parsed from text) into a slot other than `keep` (the one a
+ * merge in progress borrows). Returns the slot, or -1 (out of memory:
+ * *list stays the caller's). */
+static int cache_put(aa_cache_t *cache, int k, const char *text, size_t len, aa_list_t *list,
+                     int keep) {
+  char *copy = malloc(len + 1);
+  if (!copy)
+    return -1;
+  memcpy(copy, text, len);
+  copy[len] = '\0';
+  int victim = -1;
+  for (int i = 0; i < CACHE_SLOTS; i++)
+    if (i != keep && (victim < 0 || cache->s[k][i].used < cache->s[k][victim].used))
+      victim = i;
+  cslot_t *s = &cache->s[k][victim];
+  cslot_clear(s);
+  s->text = copy;
+  s->len = len;
+  s->list = *list;
+  s->used = ++cache->tick;
+  memset(list, 0, sizeof *list);
+  return victim;
+}
+
 /* ---- reading ------------------------------------------------------------------ */
 
 static int bad_annotation(ctx_t *c, const char *why) {
@@ -681,7 +762,23 @@ static int read_lists(ctx_t *c, const json_t *base) {
   char errs[1100] = "";
   for (int k = 0; k < 2; k++) {
     const json_t *v = json_object_get(data, aa_kind_key((aa_kind_t)k));
-    int rc = aa_list_parse((aa_kind_t)k, json_string_value(v), json_string_length(v), &c->live[k]);
+    const char *text = json_string_value(v);
+    size_t len = json_string_length(v);
+    aa_cache_t *cache = c->o->cache;
+    int slot = cache && text ? cache_find(cache, k, text, len) : -1;
+    int rc;
+    if (slot >= 0) {
+      c->live[k] = cache->s[k][slot].list; /* borrowed: not freed with the merge */
+      rc = c->live[k].rc;
+    } else {
+      rc = aa_list_parse((aa_kind_t)k, text, len, &c->live[k]);
+      if (cache && text && rc != CK_ENOMEM) {
+        aa_list_t mine = c->live[k];
+        if ((slot = cache_put(cache, k, text, len, &mine, -1)) >= 0)
+          c->live[k] = cache->s[k][slot].list;
+      }
+    }
+    c->live_slot[k] = slot;
     if (!rc && v && !json_is_string(v)) { /* not a ConfigMap we understand */
       c->live[k].present = true;
       c->live[k].rc = rc = CK_EINVAL;
@@ -1073,7 +1170,12 @@ static int finish(ctx_t *c, const json_t *base, const json_t *objects) {
     if (!c->live[k].present && json_array_size(out[k]) == 0)
       continue;
     ck_error_t e = {0};
-    rc = aa_emit_checked((aa_kind_t)k, out[k], &nv[k], &e);
+    aa_list_t back;
+    rc = aa_emit_checked((aa_kind_t)k, out[k], &nv[k], c->o->cache ? &back : NULL, &e);
+    /* What we write is the next merge's live text: keep its parse. */
+    if (rc == 0 && c->o->cache &&
+        cache_put(c->o->cache, k, nv[k], strlen(nv[k]), &back, c->live_slot[k]) < 0)
+      aa_list_free(&back);
     if (rc == CK_ENOMEM) {
       json_decref(out[0]);
       json_decref(out[1]);
@@ -1192,7 +1294,7 @@ int aa_reconcile(const json_t *live, const json_t *objects, const aa_opts_t *opt
   *out = NULL;
   if ((live && !json_is_object(live)) || (objects && !json_is_array(objects)))
     return ck_error_set(err, CK_EINVAL, "aws-auth reconcile: live must be an object, objects an array");
-  ctx_t c = {.o = opts ? opts : &defaults};
+  ctx_t c = {.o = opts ? opts : &defaults, .live_slot = {-1, -1}};
   c.r = calloc(1, sizeof *c.r);
   if (!c.r)
     return ck_error_set(err, CK_ENOMEM, "out of memory");
@@ -1223,7 +1325,8 @@ int aa_reconcile(const json_t *live, const json_t *objects, const aa_opts_t *opt
   free(c.ohix);
   ck_strmap_free(&c.ids);
   for (int k = 0; k < 2; k++) {
-    aa_list_free(&c.live[k]);
+    if (c.live_slot[k] < 0)
+      aa_list_free(&c.live[k]);
     json_decref(c.idx[k]);
     free(c.foreign[k]);
   }

@@ -300,7 +300,7 @@ CK_TEST(awsauth, emit_table) {
     cr_assert_not_null(list, "case %zu: bad JSON", i);
     char *text = NULL;
     ck_error_t err = {0};
-    int rc = aa_emit_checked(AA_ROLES, list, &text, &err);
+    int rc = aa_emit_checked(AA_ROLES, list, &text, NULL, &err);
     cr_assert_eq(rc, 0, "case %zu: %s", i, err.message);
     if (emit_cases[i].yaml)
       cr_assert_str_eq(text, emit_cases[i].yaml, "case %zu", i);
@@ -547,10 +547,29 @@ static json_t *make_cm(const merge_case_t *c) {
   return cm;
 }
 
+static void same_result(const char *name, const char *what, const aa_result_t *a,
+                        const aa_result_t *b);
+
+/* While set (run_merge_case), every reconcile_ok runs a second time with
+ * this parse cache, which must change nothing. */
+static aa_cache_t *case_cache;
+static size_t cache_hits_total;
+
 static aa_result_t *reconcile_ok(const json_t *live, const json_t *objs, const aa_opts_t *o) {
   aa_result_t *r = NULL;
   ck_error_t err = {0};
   cr_assert_eq(aa_reconcile(live, objs, o, &r, &err), 0, "%s", err.message);
+  if (case_cache) {
+    aa_opts_t oc = o ? *o : (aa_opts_t){0};
+    oc.cache = case_cache;
+    aa_result_t *rc = NULL;
+    cr_assert_eq(aa_reconcile(live, objs, &oc, &rc, &err), 0, "%s", err.message);
+    same_result("parse cache", "with vs without", rc, r);
+    cr_assert_str_eq(rc->owners, r->owners);
+    cr_assert_eq(rc->annotation_changed, r->annotation_changed);
+    cr_assert_eq(rc->write_needed, r->write_needed);
+    aa_result_free(rc);
+  }
   return r;
 }
 
@@ -620,6 +639,8 @@ static json_t *reversed(const json_t *a) {
 }
 
 static void run_merge_case(const merge_case_t *c) {
+  case_cache = aa_cache_new();
+  cr_assert_not_null(case_cache);
   json_t *live = c->live_absent ? NULL : make_cm(c);
   if (c->stage1) {
     json_t *o1 = quotes(c->stage1);
@@ -678,11 +699,17 @@ static void run_merge_case(const merge_case_t *c) {
   aa_result_free(r);
   json_decref(objs);
   json_decref(live);
+  cache_hits_total += aa_cache_hits(case_cache);
+  aa_cache_free(case_cache);
+  case_cache = NULL;
 }
 
 CK_TEST(awsauth, merge_table) {
   for (size_t i = 0; i < sizeof merge_cases / sizeof *merge_cases; i++)
     run_merge_case(&merge_cases[i]);
+  /* The cached runs did take lists from the cache (else they prove nothing). */
+  cr_assert_gt(cache_hits_total, sizeof merge_cases / sizeof *merge_cases / 2,
+               "%zu cache hits", cache_hits_total);
 }
 
 /* ---- cases that need more than a table row ------------------------------- */
