@@ -35,19 +35,28 @@
  * flight at once (one HTTP/2 connection carries them all). */
 #define OBJECT_WORKERS 8
 /* A merge that wrote while more events kept arriving is in a burst: the
- * next merge waits this long first, so a burst of N objects costs a few
- * ConfigMap writes, not one per merge. A single change (nothing arriving
- * while its merge runs) is merged at once. */
+ * next merge waits first, so a burst of N objects costs a few ConfigMap
+ * writes, not one per merge. The wait is BURST_PAUSE_MS plus twice what
+ * the last merge took, at most BURST_PAUSE_MAX_MS: merging a large set
+ * costs more, so it is done less often, and the merges of a burst take at
+ * most about a third of a core away from the apiserver serving it. A
+ * single change (nothing arriving while its merge runs) is merged at once. */
 #define BURST_PAUSE_MS 100
+#define BURST_PAUSE_MAX_MS 500
+/* ... but the wait ends once no event has come for this long: the end of
+ * a burst is merged at once, not a full pause after its last change. */
+#define BURST_QUIET_MS 50
 /* The merge is busy while its writes come less than this far apart (a
  * burst, or a client changing objects as fast as we apply them). Per-object
  * work then waits, so the apiserver serves the changes first and a status
  * changed many times is written once. */
 #define BUSY_MS 200
 /* ... but no longer than this: older per-object work goes through, one
- * request at a time while the merge stays busy. Finalizer releases of
- * deleted objects never wait. */
-#define OBJECT_MAX_WAIT_MS 1000
+ * object at a time and at most one per BUSY_PACE_MS while the merge stays
+ * busy (every object's work is two writes the apiserver must also serve).
+ * Finalizer releases of deleted objects never wait. */
+#define OBJECT_MAX_WAIT_MS 5000
+#define BUSY_PACE_MS 10
 /* The operator's own writes less than this apart form one series: the
  * history keeps the state before the series, not each step of it. */
 #define HISTORY_SERIES_MS 1000
@@ -95,11 +104,14 @@ typedef struct op {
   bool hq_stop;
   char written_rv[64]; /* resourceVersion of our last aws-auth write (mu) */
   json_t *writing;     /* what we last wrote or are writing to aws-auth (mu) */
+  aa_cache_t *cache;   /* parsed live lists, kept through a burst (merge worker) */
   ck_strmap_t posts;   /* key -> post_t (mu) */
   atomic_ullong events; /* merge-relevant events seen */
+  atomic_llong last_event_ms; /* ck_now_ms() of the last of them */
   bool burst;           /* the last merge wrote while events kept coming */
   atomic_llong busy_until;   /* ck_now_ms() until which per-object work waits */
   int64_t last_write_ms;     /* end of our last aws-auth write (merge worker) */
+  int64_t last_merge_ms;     /* how long the last merge took (merge worker) */
   pthread_mutex_t turn;      /* per-object work one at a time while busy */
   atomic_int since_trim;     /* per-object reconciles since the last malloc_trim */
   ck_series_t *writes, *conflicts, *repairs, *parse_errors, *owned, *foreign, *invalid,
@@ -121,6 +133,7 @@ static bool no_object_keys(void *ctx, ck_informer_event_t ev, const json_t *old,
 }
 
 static void merge_soon(op_t *op) {
+  atomic_store(&op->last_event_ms, ck_now_ms());
   atomic_fetch_add(&op->events, 1);
   ck_controller_enqueue(op->merge_ctl, THE_KEY);
 }
@@ -530,8 +543,10 @@ static ck_result_t object_work(void *ctx, ck_reconcile_t *rc) {
     }
   }
   ck_result_t r = object_do(op, rc);
-  if (held)
+  if (held) {
+    ck_sleep_ms(BUSY_PACE_MS);
     pthread_mutex_unlock(&op->turn);
+  }
   object_wave_done(op);
   return r;
 }
@@ -698,14 +713,32 @@ static json_t *read_fresh(op_t *op, ck_client_t *c, int *rc, ck_error_t *err) {
   return live;
 }
 
+/* Wait while a burst goes on: until BURST_QUIET_MS pass with no event, at
+ * most the burst pause. */
+static void burst_pause(op_t *op) {
+  int64_t start = ck_now_ms();
+  int64_t pause = BURST_PAUSE_MS + 2 * op->last_merge_ms;
+  if (pause > BURST_PAUSE_MAX_MS)
+    pause = BURST_PAUSE_MAX_MS;
+  for (;;) {
+    int64_t now = ck_now_ms();
+    int64_t quiet_at = atomic_load(&op->last_event_ms) + BURST_QUIET_MS;
+    int64_t end = start + pause;
+    int64_t until = quiet_at < end ? quiet_at : end;
+    if (now >= until)
+      return;
+    ck_sleep_ms(until - now);
+  }
+}
+
 static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
   op_t *op = ctx;
   ck_client_t *c = ck_reconcile_client(rc);
   if (op->burst)
-    ck_sleep_ms(BURST_PAUSE_MS);
+    burst_pause(op);
   unsigned long long events0 = atomic_load(&op->events);
   ck_error_t err = {0};
-  int64_t t0 = ck_now_ms();
+  int64_t t0 = ck_now_ms(), waited = t0 - atomic_load(&op->last_event_ms);
   json_t *objects = json_array();
   ck_informer_list(op->objs, NULL, collect, objects);
   int64_t t1 = ck_now_ms(), t2 = 0, t3 = 0;
@@ -721,7 +754,7 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
     json_t *last_known = json_incref(op->last_known);
     pthread_mutex_unlock(&op->mu);
     aa_opts_t ao = {.max_removals = op->o->max_removals, .drift = op->o->drift,
-                    .last_known = live ? NULL : last_known};
+                    .last_known = live ? NULL : last_known, .cache = op->cache};
     aa_result_free(r);
     r = NULL;
     conflict = false;
@@ -838,16 +871,27 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
    * are on the way. (Counting later ones would also catch a client that
    * reacts to our write at once with its next change: no burst.) */
   op->burst = wrote && events1 != events0;
+  op->last_merge_ms = ck_now_ms() - t0;
   if (wrote) {
     int64_t now = ck_now_ms();
-    if (op->burst || now - op->last_write_ms < BUSY_MS)
+    /* In a burst the next merge may be a whole pause away: busy till then. */
+    if (op->burst)
+      atomic_store(&op->busy_until, now + BURST_PAUSE_MAX_MS + BUSY_MS);
+    else if (now - op->last_write_ms < BUSY_MS)
       atomic_store(&op->busy_until, now + BUSY_MS);
+    else
+      atomic_store(&op->busy_until, 0); /* the burst is over: nothing to wait for */
     op->last_write_ms = now;
   }
   CK_DEBUG(COMP, op->cm_name,
-           "merge of %zu objects: list %lld ms, merge %lld ms, write %lld ms, after %lld ms%s",
-           nobjs, (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 ? t3 - t2 : 0),
+           "merge of %zu objects %lld ms after the last event: list %lld ms, merge %lld ms, "
+           "write %lld ms, after %lld ms%s",
+           nobjs, (long long)waited, (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 ? t3 - t2 : 0),
            (long long)(ck_now_ms() - (t3 ? t3 : t2)), op->burst ? " (burst)" : "");
+  /* The parsed lists help only while merges follow each other (each reads
+   * what the last one wrote); idle, they are memory for nothing. */
+  if (!op->burst)
+    aa_cache_clear(op->cache);
   /* A merge of many objects leaves megabytes of freed parse trees; give
    * them back rather than keep the peak for the life of the process. */
   if (nobjs >= 1000)
@@ -893,7 +937,10 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   ck_config_t *cfg = NULL;
   ck_client_t *client = NULL;
   ck_manager_t *m = NULL;
-  int rc = ck_config_load(&co, &cfg, err);
+  op.cache = aa_cache_new();
+  int rc = op.cache ? 0 : ck_error_set(err, CK_ENOMEM, "out of memory");
+  if (rc == 0)
+    rc = ck_config_load(&co, &cfg, err);
   if (rc == 0)
     rc = ck_client_new(cfg, NULL, &client, err);
   if (rc == 0)
@@ -961,6 +1008,7 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   json_decref(op.last_known);
   json_decref(op.history);
   json_decref(op.writing);
+  aa_cache_free(op.cache);
   size_t pos = 0;
   const char *k;
   void *v;
