@@ -30,6 +30,9 @@ W1 and W3), RUNS_LONG (RUNS; W4+W2 and W5), N (1000), M (10000), THREADS (8),
 W2_SECONDS (60), W3_UPDATES (200), W5_SECONDS (300), W5_RATE (50),
 W1_TIMEOUT (300), W4_TIMEOUT (600), W5_SETTLE (180), WORKLOADS (default
 "W1 W3 W4 W5"), LABEL (free text stored with the results).
+Diagnostics: CRDKIT_BENCH_BIN (another crdkit binary, e.g. a baseline build),
+CRDKIT_ARGS (extra flags), PERF_RECORD=PREFIX (perf record crdkit;
+PERF_CALLGRAPH: fp, the default, or dwarf).
 """
 import base64
 import http.client
@@ -344,12 +347,14 @@ class Operator:
         env = dict(os.environ, KUBECONFIG=kubeconfig, WATCH_NAMESPACE=ns,
                    CONFIGMAP_NAMESPACE=ns, CONFIGMAP_NAME=CM, HEALTH_PORT="0", METRICS_PORT="0")
         if op == "crdkit":
-            cmd = [os.path.join(TOP, "build/release/cmd/crdkit/crdkit"), "aws-auth", "run",
+            binary = os.environ.get("CRDKIT_BENCH_BIN") or os.path.join(TOP, "build/release/cmd/crdkit/crdkit")
+            cmd = [binary, "aws-auth", "run",
                    "--namespace", ns, "--configmap", f"{ns}/{CM}", "--max-removals", "-1",
                    "--metrics-bind-address", "127.0.0.1:0", "--health-probe-bind-address", "127.0.0.1:0"]
             cmd += os.environ.get("CRDKIT_ARGS", "").split()  # diagnostics only, e.g. --history 0
             if os.environ.get("PERF_RECORD"):  # diagnostics: a CPU profile of crdkit
-                cmd = ["perf", "record", "-g", "-F", "999", "-o", os.environ["PERF_RECORD"] + f".{ns}", "--"] + cmd
+                cmd = ["perf", "record", "--call-graph", os.environ.get("PERF_CALLGRAPH", "fp"), "-F", "999",
+                       "-o", os.environ["PERF_RECORD"] + f".{ns}", "--"] + cmd
         elif op == "kopf":
             cmd = [os.path.join(TOP, "bench/peers/kopf/run.sh")]  # exec's kopf: same pid
         else:
