@@ -35,7 +35,7 @@
  *  21.3 bytes a record: ~12,000 fit (10,000 take ~213 KB); the 1 MiB data
  *  limit usually comes first. A v2 record's key is known only through a
  *  live entry or a claim with that key hash; one with neither is dropped
- *  (nothing live is left for it). Why 64/40/24 bits are enough: merge.c.
+ *  (nothing live is left for it). Why 64/40/24 bits are enough: owners.c.
  *  When neither encoding fits: AA_BLOCK_TOO_BIG; an annotation that is
  *  neither valid v1 nor valid v2: AA_BLOCK_ANNOTATION.
  * Never an ownerReference: garbage collection of aws-auth would lock
@@ -170,7 +170,7 @@ int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, aa_list_t *b
  * detects edits: v1 records keep all 64 bits, v2 records the first 24. */
 void aa_entry_hash(const json_t *entry, char out[17]);
 
-/* ---- Merge (merge.c) ---------------------------------------------------- */
+/* ---- Merge (merge.c, owners.c, cache.c) -------------------------------- */
 
 typedef enum aa_drift_mode {
   AA_DRIFT_REPAIR = 0, /* rewrite owned entries edited or removed by others */

@@ -8,115 +8,19 @@
  * (a sorted array), records by key (a string map) or by key hash (they are
  * sorted by it), so 10,000 objects and entries reconcile in one pass.
  *
- * The ownership annotation has two encodings (see awsauth.h): v1, readable
- * JSON, written whenever it fits in the annotations' 256 KiB, and v2,
- * 16-byte records in base64, written only when v1 would not fit. Both are
- * read into the same rec_t, and the merge works on that.
- *
- * How many bits each v2 hash needs, and why:
- *  - 64-bit key hashes decide whether a live entry is ours: a record whose
- *    key hash equals a live entry's key is taken as that entry's record.
- *    A collision would make a foreign entry look owned (and then be
- *    rewritten or removed), so it must be infeasible to forge: finding a
- *    second key with a given 64-bit SHA-256 prefix takes ~2^64 hashes, and
- *    an accidental collision among 12,000 records and ~12,000 live keys
- *    has odds of about 2^-37.
- *  - 40-bit owner hashes only pick the owner of a record among the AWSAuth
- *    objects that exist; creating objects already needs RBAC on the
- *    watched namespaces, which grants far more than a collision would.
- *    Two of 10,000 objects colliding by accident: about 2^-14.
- *  - 24-bit entry hashes only detect edits by someone else (drift); an
- *    edit that keeps the same 24 bits goes unnoticed with odds 2^-24.
- * v1 keeps the whole key and owner and 64 bits of entry hash. */
-#include "awsauth.h"
+ * The ownership annotation (reading, writing, hashes and record lookups)
+ * is in owners.c; the shared types are in merge_int.h. */
+#include "merge_int.h"
+#include "cache.h"
 
-#include "util/base64.h"
-#include "util/strmap.h"
 #include "util/timeutil.h"
 
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define V2_PREFIX "v2:"
-#define V2_REC 16 /* bytes per v2 record: 8 key hash, 5 owner hash, 3 entry hash */
-
-typedef struct obj {
-  aa_obj_status_t *st;
-  json_t *desired; /* valid objects only */
-  int64_t created; /* INT64_MAX when unknown: ranks as the newest */
-  char *id;        /* "ns/name" */
-  struct obj *next_same; /* the next object (input order) with the same id */
-  struct obj *last_same; /* on the first object of an id: the last one */
-  uint64_t oh_uid, oh_any; /* 40-bit owner hashes of id\0uid and of id\0"" */
-} obj_t;
-
-/* One record of the ownership annotation as found. */
-typedef struct rec {
-  const char *key;   /* NULL: a v2 record whose key no live entry or claim has shown */
-  const json_t *v1;  /* v1: the record object (borrowed from old_recs); v2: NULL */
-  uint64_t khash;    /* v2: first 64 bits of SHA-256 of the key */
-  uint64_t ohash;    /* v2: 40 bits of owner hash */
-  uint32_t ehash;    /* v2: 24 bits of entry hash */
-} rec_t;
-
-/* One record of the annotation to write. */
-typedef struct nrec {
-  const char *key;      /* NULL only for a carried v2 record with an unknown key */
-  const rec_t *carried; /* kept as found, or NULL: written now for `owner` */
-  const obj_t *owner;   /* written for / the carried record's owner (NULL: gone) */
-  char hash[17];        /* written now: the entry's hash; carried v2: the v1 hash */
-  uint32_t ehash;       /* carried v1: the 24 bits a v2 record gets */
-} nrec_t;
-
-/* One key of the owned part of the output. */
-typedef struct owned {
-  const char *key; /* borrowed from a record key or a desired entry */
-  aa_kind_t kind;
-  json_t *entries; /* array; may be empty for a frozen key that vanished */
-} owned_t;
-
-typedef struct ohix {
-  uint64_t h; /* owner hash */
-  size_t i;   /* input index of an object with it */
-} ohix_t;
-
-typedef struct ctx {
-  const aa_opts_t *o;
-  aa_result_t *r;
-  obj_t *objs;       /* input order */
-  obj_t **rank;      /* oldest first */
-  size_t n;
-  ck_strmap_t ids;   /* "ns/name" -> first obj_t with it (input order) */
-  ohix_t *ohix;      /* 2n: both owner hashes of every object, sorted */
-  bool ohashed;      /* oh_uid/oh_any and ohix are filled */
-  EVP_MD *sha256;
-  EVP_MD_CTX *md;
-  aa_list_t live[2];
-  int live_slot[2];  /* the cache slot live[k] is borrowed from, or -1 (ours) */
-  json_t *idx[2];    /* key -> [index in live list] */
-  bool *foreign[2];  /* per live entry: emitted in the foreign part */
-  int fmt;           /* the annotation as found: 1 (also absent/unreadable) or 2 */
-  json_t *old_recs;  /* v1 as found; an empty object otherwise */
-  char *old_text;    /* v2 as found */
-  unsigned char *old_bytes; /* v2 records as found */
-  size_t old_nbytes;
-  rec_t *old;        /* v1: any order; v2: sorted by khash */
-  size_t nold;
-  ck_strmap_t old_by_key; /* key -> rec_t* (v1: every record; v2: keys seen live) */
-  nrec_t *nrec;
-  size_t nnrec, capnrec;
-  bool out_v2;       /* the annotation written is v2 */
-  json_t *claims;    /* key -> rank index of the winner; owns the keys in own[] */
-  owned_t *own;
-  size_t nown, capown;
-  char nodes_msg[512];
-} ctx_t;
-
-static int block(ctx_t *c, aa_block_t b, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int block(ctx_t *c, aa_block_t b, const char *fmt, ...) {
+int ao_block(ctx_t *c, aa_block_t b, const char *fmt, ...) {
   if (c->r->blocked)
     return 0; /* the first reason is the one to act on */
   char msg[1024];
@@ -127,191 +31,6 @@ static int block(ctx_t *c, aa_block_t b, const char *fmt, ...) {
   c->r->blocked = b;
   c->r->blocked_msg = strdup(msg);
   return c->r->blocked_msg ? 0 : CK_ENOMEM;
-}
-
-/* ---- hashes ----------------------------------------------------------------- */
-
-/* The first 64 bits of SHA-256(a || b), big-endian. A failure (never seen
- * with a fetched digest and a live context) gives 0. */
-static uint64_t sha64(ctx_t *c, const void *a, size_t na, const void *b, size_t nb) {
-  unsigned char d[EVP_MAX_MD_SIZE];
-  unsigned int dl = 0;
-  if (!EVP_DigestInit_ex2(c->md, c->sha256, NULL) || !EVP_DigestUpdate(c->md, a, na) ||
-      (nb && !EVP_DigestUpdate(c->md, b, nb)) || !EVP_DigestFinal_ex(c->md, d, &dl) || dl < 8)
-    return 0;
-  uint64_t h = 0;
-  for (int i = 0; i < 8; i++)
-    h = h << 8 | d[i];
-  return h;
-}
-
-static uint64_t key_hash(ctx_t *c, const char *key) { return sha64(c, key, strlen(key), NULL, 0); }
-
-/* 40 bits of SHA-256 of ns "/" name "\0" uid. */
-static uint64_t owner_hash(ctx_t *c, const char *id, const char *uid) {
-  return sha64(c, id, strlen(id) + 1, uid, strlen(uid)) >> 24;
-}
-
-/* The first 24 bits of a hex entry hash (6 lower-case hex digits), or -1. */
-static long hex24(const char *h) {
-  long v = 0;
-  if (!h)
-    return -1;
-  for (int i = 0; i < 6; i++) {
-    char ch = h[i];
-    int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-    if (d < 0)
-      return -1;
-    v = v << 4 | d;
-  }
-  return v;
-}
-
-/* A v1 record's hash against the live entry's (16 hex digits). A 6-digit
- * hash is one carried over from v2: it compares 24 bits. */
-static bool v1_hash_matches(const char *live, const char *rh) {
-  if (!rh)
-    return false;
-  if (strcmp(live, rh) == 0)
-    return true;
-  return strlen(rh) == 6 && hex24(rh) >= 0 && hex24(rh) == hex24(live);
-}
-
-static bool rec_hash_matches(const rec_t *rec, const char *live) {
-  if (rec->v1)
-    return v1_hash_matches(live, json_string_value(json_object_get(rec->v1, "hash")));
-  long h = hex24(live);
-  return h >= 0 && (uint32_t)h == rec->ehash;
-}
-
-static int cmp_ohix(const void *a, const void *b) {
-  const ohix_t *x = a, *y = b;
-  if (x->h != y->h)
-    return x->h < y->h ? -1 : 1;
-  return x->i < y->i ? -1 : x->i > y->i;
-}
-
-/* Both owner hashes of every object, and the sorted index of them. */
-static void ensure_ohash(ctx_t *c) {
-  if (c->ohashed)
-    return;
-  c->ohashed = true;
-  for (size_t i = 0; i < c->n; i++) {
-    obj_t *o = &c->objs[i];
-    o->oh_uid = owner_hash(c, o->id, o->st->uid);
-    o->oh_any = o->st->uid[0] ? owner_hash(c, o->id, "") : o->oh_uid;
-    c->ohix[2 * i] = (ohix_t){o->oh_uid, i};
-    c->ohix[2 * i + 1] = (ohix_t){o->oh_any, i};
-  }
-  if (c->n)
-    qsort(c->ohix, 2 * c->n, sizeof *c->ohix, cmp_ohix);
-}
-
-/* ---- owners and records ------------------------------------------------------ */
-
-static aa_kind_t key_kind(const char *key) { return strstr(key, ":user/") ? AA_USERS : AA_ROLES; }
-
-static int cmp_rank(const void *a, const void *b) {
-  const obj_t *x = *(obj_t *const *)a, *y = *(obj_t *const *)b;
-  if (x->created != y->created)
-    return x->created < y->created ? -1 : 1;
-  return strcmp(x->id, y->id);
-}
-
-/* The object a record belongs to, the first in input order that matches:
- * v1 by ns/name, with the same uid unless either side has none (same name
- * but another uid: the owner was deleted and recreated); v2 by the owner
- * hash of its ns/name and uid, or of ns/name and "" (a record written for
- * an object without uid). */
-static obj_t *find_owner(ctx_t *c, const rec_t *rec) {
-  if (rec->v1) {
-    const char *owner = json_string_value(json_object_get(rec->v1, "owner"));
-    const char *uid = json_string_value(json_object_get(rec->v1, "uid"));
-    if (!owner)
-      return NULL;
-    for (obj_t *o = ck_strmap_get(&c->ids, owner); o; o = o->next_same) {
-      if (!uid || !uid[0] || !o->st->uid[0] || !strcmp(uid, o->st->uid))
-        return o;
-    }
-    return NULL;
-  }
-  ensure_ohash(c);
-  size_t lo = 0, hi = 2 * c->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (c->ohix[mid].h < rec->ohash)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < 2 * c->n && c->ohix[lo].h == rec->ohash ? &c->objs[c->ohix[lo].i] : NULL;
-}
-
-static const char *rec_owner_name(ctx_t *c, const rec_t *rec) {
-  if (rec->v1)
-    return json_string_value(json_object_get(rec->v1, "owner"));
-  const obj_t *o = find_owner(c, rec);
-  return o ? o->id : "";
-}
-
-static rec_t *find_khash(ctx_t *c, uint64_t h) {
-  size_t lo = 0, hi = c->nold;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (c->old[mid].khash < h)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return lo < c->nold && c->old[lo].khash == h ? &c->old[lo] : NULL;
-}
-
-/* The record of `key` (stable storage), or NULL. A v2 record found by the
- * key's hash learns its key here. */
-static rec_t *lookup_rec(ctx_t *c, const char *key) {
-  rec_t *r = ck_strmap_get(&c->old_by_key, key);
-  if (r || c->fmt != 2)
-    return r;
-  if (!(r = find_khash(c, key_hash(c, key))))
-    return NULL;
-  if (r->key) /* known under another key: two keys with one 64-bit hash */
-    return strcmp(r->key, key) == 0 ? r : NULL;
-  r->key = key;
-  return r;
-}
-
-/* v2: give each record whose key hash matches a live entry that key. */
-static int learn_live_keys(ctx_t *c) {
-  if (c->fmt != 2)
-    return 0;
-  for (int k = 0; k < 2; k++) {
-    for (size_t i = 0; i < c->live[k].n; i++) {
-      const char *key = c->live[k].v[i].key;
-      if (!key || ck_strmap_get(&c->old_by_key, key))
-        continue;
-      rec_t *r = find_khash(c, key_hash(c, key));
-      if (!r || r->key)
-        continue;
-      r->key = key;
-      if (ck_strmap_put(&c->old_by_key, key, r, NULL))
-        return CK_ENOMEM;
-    }
-  }
-  return 0;
-}
-
-static nrec_t *nrec_add(ctx_t *c, const char *key, const rec_t *carried, const obj_t *owner) {
-  if (c->nnrec == c->capnrec) {
-    size_t cap = c->capnrec ? c->capnrec * 2 : 64;
-    nrec_t *n = realloc(c->nrec, cap * sizeof *n);
-    if (!n)
-      return NULL;
-    c->nrec = n;
-    c->capnrec = cap;
-  }
-  nrec_t *r = &c->nrec[c->nnrec++];
-  *r = (nrec_t){.key = key, .carried = carried, .owner = owner};
-  return r;
 }
 
 /* ---- the merge ---------------------------------------------------------------- */
@@ -383,7 +102,7 @@ static void not_foreign(ctx_t *c, aa_kind_t k, json_t *ix) {
  * hash when already known, else NULL. */
 static int set_rec(ctx_t *c, const char *key, const obj_t *o, const json_t *entry,
                    const char *hash) {
-  nrec_t *n = nrec_add(c, key, NULL, o);
+  nrec_t *n = ao_nrec_add(c, key, NULL, o);
   if (!n)
     return CK_ENOMEM;
   if (hash)
@@ -397,7 +116,7 @@ static int set_rec(ctx_t *c, const char *key, const obj_t *o, const json_t *entr
  * encoding, the record keeps what it says about the live entry: a hash
  * that matched it still matches, one that did not still does not. */
 static int carry(ctx_t *c, const char *key, const rec_t *rec, aa_kind_t k, json_t *ix) {
-  nrec_t *n = nrec_add(c, key, rec, find_owner(c, rec));
+  nrec_t *n = ao_nrec_add(c, key, rec, ao_find_owner(c, rec));
   if (!n)
     return CK_ENOMEM;
   char h[17] = "";
@@ -405,14 +124,14 @@ static int carry(ctx_t *c, const char *key, const rec_t *rec, aa_kind_t k, json_
   bool one = json_array_size(ix) == 1;
   if (one) {
     aa_entry_hash(live_raw(c, k, ix, 0), h);
-    lh = hex24(h);
+    lh = ao_hex24(h);
   }
   if (rec->v1) { /* the 24 bits of a v2 record */
     const char *rh = json_string_value(json_object_get(rec->v1, "hash"));
-    if (one && v1_hash_matches(h, rh) && lh >= 0) {
+    if (one && ao_v1_hash_matches(h, rh) && lh >= 0) {
       n->ehash = (uint32_t)lh;
     } else {
-      long x = hex24(rh);
+      long x = ao_hex24(rh);
       n->ehash = x >= 0 ? (uint32_t)x : 0;
       if (lh >= 0 && n->ehash == (uint32_t)lh)
         n->ehash ^= 1; /* drifted: must not match */
@@ -430,7 +149,7 @@ static int drift_add(ctx_t *c, const char *key, aa_kind_t k, const rec_t *rec, s
   c->r->drifted++;
   if (repair)
     c->r->repaired++;
-  const char *owner = rec_owner_name(c, rec);
+  const char *owner = ao_rec_owner_name(c, rec);
   json_t *d = json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", key, "list", aa_kind_key(k), "owner",
                         owner ? owner : "", "what",
                         nlive == 0 ? "removed" : nlive > 1 ? "duplicated" : "modified", "action",
@@ -452,7 +171,7 @@ static int merge_claim(ctx_t *c, obj_t *o, const json_t *want, const char *key) 
   aa_kind_t k = o->st->kind;
   json_t *ix = live_of(c, k, key);
   size_t nlive = json_array_size(ix);
-  const rec_t *rec = lookup_rec(c, key);
+  const rec_t *rec = ao_lookup_rec(c, key);
   bool had_nodes = live_nodes(c, k, ix);
   owned_t *ow;
   if (!rec) {
@@ -489,7 +208,7 @@ static int merge_claim(ctx_t *c, obj_t *o, const json_t *want, const char *key) 
   const json_t *first = nlive ? live_raw(c, k, ix, 0) : NULL;
   if (nlive == 1)
     aa_entry_hash(first, h);
-  bool drifted = nlive != 1 || !rec_hash_matches(rec, h);
+  bool drifted = nlive != 1 || !ao_rec_hash_matches(rec, h);
   /* The live entry is what we want: its hash is the one to record. */
   bool same = nlive == 1 && json_equal((json_t *)first, (json_t *)want);
   if (drifted && same)
@@ -508,7 +227,7 @@ static int merge_claim(ctx_t *c, obj_t *o, const json_t *want, const char *key) 
     c->r->updated++;
   if (had_nodes && !desired_nodes(want)) {
     /* Handing over from a deleted owner is the owner's deletion. */
-    obj_t *prev = find_owner(c, rec);
+    obj_t *prev = ao_find_owner(c, rec);
     if (!(prev && prev != o && prev->st->deleting && !prev->st->retain))
       nodes_violation(c, key, "rewritten without system:nodes");
   }
@@ -518,10 +237,10 @@ static int merge_claim(ctx_t *c, obj_t *o, const json_t *want, const char *key) 
 /* An owned key no object claims now. key NULL: a v2 record whose key is
  * unknown (nothing live has it). */
 static int merge_unclaimed(ctx_t *c, const char *key, const rec_t *rec) {
-  aa_kind_t k = key ? key_kind(key) : AA_ROLES;
+  aa_kind_t k = key ? ao_key_kind(key) : AA_ROLES;
   json_t *ix = live_of(c, k, key);
   size_t nlive = json_array_size(ix);
-  obj_t *o = find_owner(c, rec);
+  obj_t *o = ao_find_owner(c, rec);
   if (o && o->st->deleting && o->st->retain)
     return 0; /* stays in place as a foreign entry; record dropped */
   not_foreign(c, k, ix);
@@ -551,212 +270,6 @@ static int cmp_rec_key(const void *a, const void *b) {
   return strcmp((*(const rec_t *const *)a)->key, (*(const rec_t *const *)b)->key);
 }
 
-/* ---- the parse cache ----------------------------------------------------------- */
-
-#define CACHE_SLOTS 2
-
-typedef struct cslot {
-  char *text; /* NULL: empty */
-  size_t len;
-  aa_list_t list;
-  uint64_t used; /* tick of the last use */
-} cslot_t;
-
-struct aa_cache {
-  cslot_t s[2][CACHE_SLOTS];
-  uint64_t tick;
-  size_t hits;
-};
-
-size_t aa_cache_hits(const aa_cache_t *cache) {
-  return cache ? cache->hits : 0;
-}
-
-aa_cache_t *aa_cache_new(void) {
-  return calloc(1, sizeof(aa_cache_t));
-}
-
-static void cslot_clear(cslot_t *s) {
-  free(s->text);
-  aa_list_free(&s->list);
-  memset(s, 0, sizeof *s);
-}
-
-void aa_cache_clear(aa_cache_t *cache) {
-  if (!cache)
-    return;
-  for (int k = 0; k < 2; k++)
-    for (int i = 0; i < CACHE_SLOTS; i++)
-      cslot_clear(&cache->s[k][i]);
-}
-
-void aa_cache_free(aa_cache_t *cache) {
-  aa_cache_clear(cache);
-  free(cache);
-}
-
-static int cache_find(aa_cache_t *cache, int k, const char *text, size_t len) {
-  for (int i = 0; i < CACHE_SLOTS; i++) {
-    cslot_t *s = &cache->s[k][i];
-    if (s->text && s->len == len && memcmp(s->text, text, len) == 0) {
-      s->used = ++cache->tick;
-      cache->hits++;
-      return i;
-    }
-  }
-  return -1;
-}
-
-/* Move *list (parsed from text) into a slot other than `keep` (the one a
- * merge in progress borrows). Returns the slot, or -1 (out of memory:
- * *list stays the caller's). */
-static int cache_put(aa_cache_t *cache, int k, const char *text, size_t len, aa_list_t *list,
-                     int keep) {
-  char *copy = malloc(len + 1);
-  if (!copy)
-    return -1;
-  memcpy(copy, text, len);
-  copy[len] = '\0';
-  int victim = -1;
-  for (int i = 0; i < CACHE_SLOTS; i++)
-    if (i != keep && (victim < 0 || cache->s[k][i].used < cache->s[k][victim].used))
-      victim = i;
-  cslot_t *s = &cache->s[k][victim];
-  cslot_clear(s);
-  s->text = copy;
-  s->len = len;
-  s->list = *list;
-  s->used = ++cache->tick;
-  memset(list, 0, sizeof *list);
-  return victim;
-}
-
-/* ---- reading ------------------------------------------------------------------ */
-
-static int bad_annotation(ctx_t *c, const char *why) {
-  return block(c, AA_BLOCK_ANNOTATION,
-               "annotation %s on the aws-auth ConfigMap is not a valid v2 value: %s; fix or "
-               "remove it",
-               AA_OWNERS_ANNOTATION, why);
-}
-
-/* "v2:" + base64 (standard alphabet, padded, nothing else) of 16-byte
- * records sorted by key hash, at least one, no key hash twice. */
-static int read_v2(ctx_t *c, const char *text, size_t len) {
-  const char *b64 = text + strlen(V2_PREFIX);
-  size_t n = len - strlen(V2_PREFIX);
-  char why[160];
-  if (strlen(text) != len)
-    return bad_annotation(c, "it contains a NUL character");
-  if (n == 0)
-    return bad_annotation(c, "it holds no records");
-  if (n % 4)
-    return bad_annotation(c, "its length is not a multiple of 4 (base64 with padding)");
-  unsigned char *bytes = NULL;
-  size_t nb = 0;
-  int rc = ck_base64_decode(b64, &bytes, &nb);
-  if (rc == CK_ENOMEM)
-    return rc;
-  if (rc)
-    return bad_annotation(c, "not standard base64");
-  char *again = ck_base64_encode(bytes, nb);
-  if (!again) {
-    free(bytes);
-    return CK_ENOMEM;
-  }
-  bool canonical = strcmp(again, b64) == 0;
-  free(again);
-  if (!canonical) {
-    free(bytes);
-    return bad_annotation(c, "not canonical standard base64 (whitespace, or stray bits before the padding)");
-  }
-  if (nb % V2_REC) {
-    free(bytes);
-    snprintf(why, sizeof why, "%zu bytes of records, not a multiple of %d", nb, V2_REC);
-    return bad_annotation(c, why);
-  }
-  size_t nrec = nb / V2_REC;
-  rec_t *old = calloc(nrec, sizeof *old);
-  if (!old) {
-    free(bytes);
-    return CK_ENOMEM;
-  }
-  for (size_t i = 0; i < nrec; i++) {
-    const unsigned char *p = bytes + i * V2_REC;
-    rec_t *r = &old[i];
-    for (int j = 0; j < 8; j++)
-      r->khash = r->khash << 8 | p[j];
-    for (int j = 8; j < 13; j++)
-      r->ohash = r->ohash << 8 | p[j];
-    for (int j = 13; j < 16; j++)
-      r->ehash = r->ehash << 8 | p[j];
-    if (i && r->khash <= old[i - 1].khash) {
-      snprintf(why, sizeof why,
-               r->khash == old[i - 1].khash ? "records %zu and %zu have the same key hash"
-                                            : "records %zu and %zu are not sorted by key hash",
-               i - 1, i);
-      free(old);
-      free(bytes);
-      return bad_annotation(c, why);
-    }
-  }
-  if (!(c->old_text = strdup(text))) {
-    free(old);
-    free(bytes);
-    return CK_ENOMEM;
-  }
-  c->fmt = 2;
-  c->old = old;
-  c->nold = nrec;
-  c->old_bytes = bytes;
-  c->old_nbytes = nb;
-  return 0;
-}
-
-static int read_annotation(ctx_t *c, const json_t *base) {
-  json_t *ann = json_object_get(json_object_get(json_object_get(base, "metadata"), "annotations"),
-                                AA_OWNERS_ANNOTATION);
-  c->fmt = 1;
-  c->old_recs = json_object();
-  if (!c->old_recs)
-    return CK_ENOMEM;
-  if (!ann)
-    return 0;
-  const char *text = json_string_value(ann);
-  if (text && !strncmp(text, V2_PREFIX, strlen(V2_PREFIX)))
-    return read_v2(c, text, json_string_length(ann));
-  json_error_t je;
-  json_t *recs = text ? json_loads(text, JSON_REJECT_DUPLICATES, &je) : NULL;
-  bool ok = json_is_object(recs);
-  const char *key;
-  json_t *v;
-  json_object_foreach(recs, key, v) {
-    if (!json_is_object(v) || !json_is_string(json_object_get(v, "owner")) ||
-        !json_is_string(json_object_get(v, "hash")))
-      ok = false;
-  }
-  if (!ok) {
-    json_decref(recs);
-    return block(c, AA_BLOCK_ANNOTATION,
-                 "annotation %s on the aws-auth ConfigMap is not the JSON this operator writes; "
-                 "fix or remove it",
-                 AA_OWNERS_ANNOTATION);
-  }
-  json_decref(c->old_recs);
-  c->old_recs = recs;
-  c->nold = json_object_size(recs);
-  if (!(c->old = calloc(c->nold + 1, sizeof *c->old)))
-    return CK_ENOMEM;
-  size_t i = 0;
-  json_object_foreach(recs, key, v) {
-    c->old[i] = (rec_t){.key = key, .v1 = v};
-    if (ck_strmap_put(&c->old_by_key, key, &c->old[i], NULL))
-      return CK_ENOMEM;
-    i++;
-  }
-  return 0;
-}
-
 static int read_lists(ctx_t *c, const json_t *base) {
   const json_t *data = json_object_get(base, "data");
   char errs[1100] = "";
@@ -765,17 +278,17 @@ static int read_lists(ctx_t *c, const json_t *base) {
     const char *text = json_string_value(v);
     size_t len = json_string_length(v);
     aa_cache_t *cache = c->o->cache;
-    int slot = cache && text ? cache_find(cache, k, text, len) : -1;
+    int slot = cache && text ? aa_cache_find(cache, (aa_kind_t)k, text, len) : -1;
     int rc;
     if (slot >= 0) {
-      c->live[k] = cache->s[k][slot].list; /* borrowed: not freed with the merge */
+      c->live[k] = *aa_cache_list(cache, (aa_kind_t)k, slot); /* borrowed, not freed here */
       rc = c->live[k].rc;
     } else {
       rc = aa_list_parse((aa_kind_t)k, text, len, &c->live[k]);
       if (cache && text && rc != CK_ENOMEM) {
         aa_list_t mine = c->live[k];
-        if ((slot = cache_put(cache, k, text, len, &mine, -1)) >= 0)
-          c->live[k] = cache->s[k][slot].list;
+        if ((slot = aa_cache_put(cache, (aa_kind_t)k, text, len, &mine, -1)) >= 0)
+          c->live[k] = *aa_cache_list(cache, (aa_kind_t)k, slot);
       }
     }
     c->live_slot[k] = slot;
@@ -810,7 +323,7 @@ static int read_lists(ctx_t *c, const json_t *base) {
   if (errs[0]) {
     if (!(c->r->parse_error = strdup(errs)))
       return CK_ENOMEM;
-    return block(c, AA_BLOCK_UNPARSABLE, "live aws-auth data cannot be parsed, nothing written: %s",
+    return ao_block(c, AA_BLOCK_UNPARSABLE, "live aws-auth data cannot be parsed, nothing written: %s",
                  errs);
   }
   return 0;
@@ -851,7 +364,7 @@ static int read_objects(ctx_t *c, const json_t *objects) {
         return CK_ENOMEM;
     }
   }
-  qsort(c->rank, c->n, sizeof(obj_t *), cmp_rank);
+  qsort(c->rank, c->n, sizeof(obj_t *), ao_cmp_rank);
   return 0;
 }
 
@@ -940,208 +453,11 @@ static int build_lists(ctx_t *c, json_t *out[2]) {
   return 0;
 }
 
-/* ---- writing the annotation ------------------------------------------------- */
-
-/* The new records as a v1 object. A carried v2 record whose key is
- * unknown cannot be written in v1: it is left out (nothing is live for it). */
-static json_t *build_v1(ctx_t *c) {
-  json_t *recs = json_object();
-  for (size_t i = 0; recs && i < c->nnrec; i++) {
-    const nrec_t *n = &c->nrec[i];
-    const rec_t *old = n->carried;
-    json_t *rec;
-    if (!n->key)
-      continue;
-    if (old && old->v1) {
-      rec = json_incref((json_t *)old->v1);
-    } else if (old) {
-      const obj_t *o = n->owner; /* its uid only if the record was written with it */
-      rec = json_pack("{s:s,s:s,s:s}", "owner", o ? o->id : "", "uid",
-                      o && old->ohash == o->oh_uid ? o->st->uid : "", "hash", n->hash);
-    } else {
-      rec = json_pack("{s:s,s:s,s:s}", "owner", n->owner->id, "uid", n->owner->st->uid, "hash",
-                      n->hash);
-    }
-    if (!rec || json_object_set_new(recs, n->key, rec)) {
-      json_decref(recs);
-      return NULL;
-    }
-  }
-  return recs;
-}
-
-static int cmp_v2rec(const void *a, const void *b) { return memcmp(a, b, V2_REC); }
-
-static void put_be(unsigned char *p, uint64_t v, int n) {
-  for (int i = n - 1; i >= 0; i--, v >>= 8)
-    p[i] = (unsigned char)(v & 0xff);
-}
-
-/* The new records as v2 bytes (sorted by key hash) and text. */
-static int build_v2(ctx_t *c, unsigned char **bytes, size_t *nbytes, char **text) {
-  *bytes = NULL;
-  *text = NULL;
-  ensure_ohash(c);
-  unsigned char *b = malloc(c->nnrec * V2_REC + 1);
-  if (!b)
-    return CK_ENOMEM;
-  for (size_t i = 0; i < c->nnrec; i++) {
-    const nrec_t *n = &c->nrec[i];
-    const rec_t *old = n->carried;
-    unsigned char *p = b + i * V2_REC;
-    if (old && !old->v1) {
-      put_be(p, old->khash, 8);
-      put_be(p + 8, old->ohash, 5);
-      put_be(p + 13, old->ehash, 3);
-    } else if (old) {
-      const char *owner = json_string_value(json_object_get(old->v1, "owner"));
-      const char *uid = json_string_value(json_object_get(old->v1, "uid"));
-      put_be(p, key_hash(c, n->key), 8);
-      put_be(p + 8, owner_hash(c, owner, uid ? uid : ""), 5);
-      put_be(p + 13, n->ehash, 3);
-    } else {
-      long e = hex24(n->hash);
-      put_be(p, key_hash(c, n->key), 8);
-      put_be(p + 8, n->owner->oh_uid, 5);
-      put_be(p + 13, e >= 0 ? (uint64_t)e : 0, 3);
-    }
-  }
-  size_t nr = c->nnrec;
-  if (nr)
-    qsort(b, nr, V2_REC, cmp_v2rec);
-  /* One record per key hash (two keys sharing 64 bits: keep the first). */
-  size_t w = 0;
-  for (size_t i = 0; i < nr; i++) {
-    if (w && !memcmp(b + (w - 1) * V2_REC, b + i * V2_REC, 8))
-      continue;
-    if (w != i)
-      memmove(b + w * V2_REC, b + i * V2_REC, V2_REC);
-    w++;
-  }
-  char *enc = ck_base64_encode(b, w * V2_REC);
-  size_t len = enc ? strlen(V2_PREFIX) + strlen(enc) + 1 : 0;
-  char *t = enc ? malloc(len) : NULL;
-  if (!t) {
-    free(enc);
-    free(b);
-    return CK_ENOMEM;
-  }
-  snprintf(t, len, "%s%s", V2_PREFIX, enc);
-  free(enc);
-  *bytes = b;
-  *nbytes = w * V2_REC;
-  *text = t;
-  return 0;
-}
-
-/* Bytes the API server counts against the 1 MiB limit. */
-static size_t data_size(const json_t *base, const char *nv[2]) {
-  size_t total = 0;
-  const char *k;
-  json_t *v;
-  json_object_foreach(json_object_get(base, "data"), k, v) {
-    int which = !strcmp(k, "mapRoles") ? 0 : !strcmp(k, "mapUsers") ? 1 : -1;
-    if (which < 0 || !nv[which])
-      total += strlen(k) + json_string_length(v);
-  }
-  for (int i = 0; i < 2; i++)
-    if (nv[i])
-      total += strlen(aa_kind_key((aa_kind_t)i)) + strlen(nv[i]);
-  json_object_foreach(json_object_get(base, "binaryData"), k, v) {
-    size_t n = json_string_length(v);
-    const char *s = json_string_value(v);
-    size_t pad = (n && s[n - 1] == '=') + (n > 1 && s[n - 2] == '=');
-    total += strlen(k) + n / 4 * 3 - pad;
-  }
-  return total;
-}
-
-static size_t annotations_size_n(const json_t *base, size_t owners_len) {
-  size_t total = strlen(AA_OWNERS_ANNOTATION) + owners_len;
-  const char *k;
-  json_t *v;
-  json_object_foreach(json_object_get(json_object_get(base, "metadata"), "annotations"), k, v) {
-    if (strcmp(k, AA_OWNERS_ANNOTATION) != 0)
-      total += strlen(k) + json_string_length(v);
-  }
-  return total;
-}
-
-static size_t annotations_size(const json_t *base, const char *owners) {
-  return annotations_size_n(base, strlen(owners));
-}
-
-/* A lower bound of the v1 text's length: the braces, and every written
- * record at least "key":{"hash":"","owner":""} with a comma between two. */
-static size_t v1_min_len(const ctx_t *c) {
-  size_t n = 1;
-  for (size_t i = 0; i < c->nnrec; i++)
-    if (c->nrec[i].key)
-      n += strlen(c->nrec[i].key) + 26;
-  return n;
-}
-
-/* r->owners and r->annotation_changed for an unblocked result: v1 when
- * all annotations fit with it, else v2. *too_big: neither fits (sizes in
- * sz[0], sz[1]). */
-static int write_annotation(ctx_t *c, const json_t *base, bool *too_big, size_t sz[2]) {
-  aa_result_t *r = c->r;
-  *too_big = false;
-  char *t1 = NULL;
-  /* Thousands of records: v1 cannot fit, do not build it. */
-  if (annotations_size_n(base, v1_min_len(c)) <= AA_MAX_ANNOTATIONS_BYTES) {
-    json_t *v1 = build_v1(c);
-    t1 = v1 ? json_dumps(v1, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    if (!t1) {
-      json_decref(v1);
-      return CK_ENOMEM;
-    }
-    sz[0] = annotations_size(base, t1);
-    if (sz[0] <= AA_MAX_ANNOTATIONS_BYTES) {
-      r->owners = t1;
-      r->annotation_changed = c->fmt != 1 || !json_equal(v1, c->old_recs);
-      json_decref(v1);
-      return 0;
-    }
-    json_decref(v1);
-  }
-  unsigned char *bytes;
-  size_t nb;
-  char *t2;
-  if (build_v2(c, &bytes, &nb, &t2)) {
-    free(t1);
-    return CK_ENOMEM;
-  }
-  sz[1] = annotations_size(base, t2);
-  if (sz[1] <= AA_MAX_ANNOTATIONS_BYTES) {
-    free(t1);
-    r->owners = t2;
-    c->out_v2 = true;
-    r->annotation_changed =
-        c->fmt != 2 || nb != c->old_nbytes || memcmp(bytes, c->old_bytes, nb) != 0;
-    free(bytes);
-    return 0;
-  }
-  free(t2);
-  free(bytes);
-  *too_big = true;
-  if (!t1) { /* neither fits: the v1 text after all, for its size */
-    json_t *v1 = build_v1(c);
-    t1 = v1 ? json_dumps(v1, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(v1);
-    if (!t1)
-      return CK_ENOMEM;
-    sz[0] = annotations_size(base, t1);
-  }
-  r->owners = t1;
-  return 0;
-}
-
 static int finish(ctx_t *c, const json_t *base, const json_t *objects) {
   aa_result_t *r = c->r;
   int rc;
   if (!r->blocked && json_array_size(objects) == 0 && c->nold && !c->o->allow_orphan_removal)
-    block(c, AA_BLOCK_NO_OBJECTS,
+    ao_block(c, AA_BLOCK_NO_OBJECTS,
           "%zu owned entries in aws-auth but no AWSAuth object: refusing to remove them (an "
           "unsynced cache looks the same)",
           c->nold);
@@ -1155,9 +471,9 @@ static int finish(ctx_t *c, const json_t *base, const json_t *objects) {
   }
   int maxrm = c->o->max_removals == 0 ? AA_DEFAULT_MAX_REMOVALS : c->o->max_removals;
   if (!r->blocked && c->nodes_msg[0])
-    block(c, AA_BLOCK_NODES, "%s", c->nodes_msg);
+    ao_block(c, AA_BLOCK_NODES, "%s", c->nodes_msg);
   if (!r->blocked && maxrm >= 0 && r->removed > (size_t)maxrm)
-    block(c, AA_BLOCK_REMOVALS,
+    ao_block(c, AA_BLOCK_REMOVALS,
           "%zu owned entries would be removed in one write, more than the limit of %d; raise "
           "the limit to allow it",
           r->removed, maxrm);
@@ -1174,7 +490,7 @@ static int finish(ctx_t *c, const json_t *base, const json_t *objects) {
     rc = aa_emit_checked((aa_kind_t)k, out[k], &nv[k], c->o->cache ? &back : NULL, &e);
     /* What we write is the next merge's live text: keep its parse. */
     if (rc == 0 && c->o->cache &&
-        cache_put(c->o->cache, k, nv[k], strlen(nv[k]), &back, c->live_slot[k]) < 0)
+        aa_cache_put(c->o->cache, (aa_kind_t)k, nv[k], strlen(nv[k]), &back, c->live_slot[k]) < 0)
       aa_list_free(&back);
     if (rc == CK_ENOMEM) {
       json_decref(out[0]);
@@ -1182,9 +498,9 @@ static int finish(ctx_t *c, const json_t *base, const json_t *objects) {
       return rc;
     }
     if (rc == CK_ETOOBIG)
-      block(c, AA_BLOCK_TOO_BIG, "%s", e.message);
+      ao_block(c, AA_BLOCK_TOO_BIG, "%s", e.message);
     else if (rc)
-      block(c, AA_BLOCK_ROUNDTRIP, "%s", e.message);
+      ao_block(c, AA_BLOCK_ROUNDTRIP, "%s", e.message);
   }
   json_decref(out[0]);
   json_decref(out[1]);
@@ -1194,7 +510,7 @@ static int finish(ctx_t *c, const json_t *base, const json_t *objects) {
     r->owners = c->fmt == 2 ? strdup(c->old_text) : json_dumps(c->old_recs, JSON_COMPACT | JSON_SORT_KEYS);
     rc = r->owners ? 0 : CK_ENOMEM;
   } else {
-    rc = write_annotation(c, base, &ann_too_big, asz);
+    rc = ao_write_annotation(c, base, &ann_too_big, asz);
   }
   if (rc) {
     free(nv[0]);
@@ -1202,18 +518,18 @@ static int finish(ctx_t *c, const json_t *base, const json_t *objects) {
     return rc;
   }
   r->data_changed = nv[0] || nv[1];
-  r->data_bytes = data_size(base, (const char **)nv);
+  r->data_bytes = ao_data_size(base, (const char **)nv);
   if (r->data_bytes > AA_MAX_DATA_BYTES)
-    block(c, AA_BLOCK_TOO_BIG, "aws-auth data would be %zu bytes, over the 1 MiB limit",
+    ao_block(c, AA_BLOCK_TOO_BIG, "aws-auth data would be %zu bytes, over the 1 MiB limit",
           r->data_bytes);
   if (ann_too_big)
-    block(c, AA_BLOCK_TOO_BIG,
+    ao_block(c, AA_BLOCK_TOO_BIG,
           "aws-auth annotations would be %zu bytes with the ownership annotation as JSON (v1) "
           "and %zu bytes with its compact form (v2), over the 256 KiB limit",
           asz[0], asz[1]);
-  else if (annotations_size(base, r->owners) > AA_MAX_ANNOTATIONS_BYTES)
-    block(c, AA_BLOCK_TOO_BIG, "aws-auth annotations would be %zu bytes, over the 256 KiB limit",
-          annotations_size(base, r->owners));
+  else if (ao_annotations_size(base, r->owners) > AA_MAX_ANNOTATIONS_BYTES)
+    ao_block(c, AA_BLOCK_TOO_BIG, "aws-auth annotations would be %zu bytes, over the 256 KiB limit",
+          ao_annotations_size(base, r->owners));
   if (r->blocked) {
     free(nv[0]);
     free(nv[1]);
@@ -1265,7 +581,7 @@ static int statuses(ctx_t *c) {
       old_oh[nold_oh++] = c->old[i].ohash;
     if (!rc && nold_oh)
       qsort(old_oh, nold_oh, sizeof *old_oh, cmp_u64);
-    ensure_ohash(c);
+    ao_ensure_ohash(c);
   } else {
     for (size_t i = 0; !rc && i < c->nold; i++)
       rc = ck_strmap_put(&old_names, json_string_value(json_object_get(c->old[i].v1, "owner")),
@@ -1309,13 +625,15 @@ int aa_reconcile(const json_t *live, const json_t *objects, const aa_opts_t *opt
   if (!rc)
     rc = read_lists(&c, base);
   if (!rc)
-    rc = read_annotation(&c, base);
+    rc = ao_read_annotation(&c, base);
   if (!rc)
-    rc = learn_live_keys(&c);
+    rc = ao_learn_live_keys(&c);
   if (!rc)
     rc = finish(&c, base, objects);
   if (!rc)
     rc = statuses(&c);
+  if (!rc && c.hash_failed)
+    rc = CK_EIO;
   for (size_t i = 0; i < c.n; i++) {
     free(c.objs[i].id);
     json_decref(c.objs[i].desired);
@@ -1344,6 +662,8 @@ int aa_reconcile(const json_t *live, const json_t *objects, const aa_opts_t *opt
   EVP_MD_free(c.sha256);
   if (rc) {
     aa_result_free(c.r);
+    if (c.hash_failed && rc == CK_EIO)
+      return ck_error_set(err, rc, "aws-auth reconcile: SHA-256 failed in OpenSSL; nothing decided");
     return ck_error_set(err, rc, "aws-auth reconcile: %s", ck_strerror(rc));
   }
   *out = c.r;
