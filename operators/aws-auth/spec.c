@@ -4,11 +4,12 @@
  * version, and aws-auth is too dangerous to trust it. */
 #include "awsauth.h"
 
+#include "util/strmap.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static const char *jstr(const json_t *o, const char *k) {
   const char *s = json_string_value(json_object_get(o, k));
@@ -202,34 +203,56 @@ int aa_object_parse(const json_t *obj, const char *finalizer, aa_obj_status_t *s
   if (json_array_size(items) > AA_MAX_ENTRIES)
     return invalid(st, "spec.%s: more than %d entries", aa_kind_key(st->kind), AA_MAX_ENTRIES);
   json_t *out = json_array();
-  if (!out)
-    return CK_ENOMEM;
+  size_t n = json_array_size(items);
+  /* Lower-cased ARNs seen so far -> 1 + their index (a map, so an object
+   * of AA_MAX_ENTRIES entries is checked in linear time). */
+  char **low = calloc(n + 1, sizeof *low);
+  ck_strmap_t seen = {0};
+  int rc = out && low ? 0 : CK_ENOMEM;
+  bool stopped = false; /* an entry was refused (st says why) */
   const char *arn_f = st->kind == AA_ROLES ? "rolearn" : "userarn";
   json_t *item;
   json_array_foreach(items, i, item) {
+    if (rc)
+      break;
     json_t *e = NULL;
-    int rc = parse_item(st, st->kind, i, item, &e);
+    rc = parse_item(st, st->kind, i, item, &e);
     if (rc || !e) {
-      json_decref(out);
-      return rc;
+      stopped = true;
+      break;
     }
     const char *arn = json_string_value(json_object_get(e, arn_f));
+    if (!(low[i] = strdup(arn))) {
+      json_decref(e);
+      rc = CK_ENOMEM;
+      break;
+    }
+    for (char *p = low[i]; *p; p++)
+      if (*p >= 'A' && *p <= 'Z')
+        *p = (char)(*p + 32);
     /* Two entries of one object with the same key: which one applies
      * would depend on order, so refuse. */
-    size_t j;
-    json_t *prev;
-    json_array_foreach(out, j, prev) {
-      if (strcasecmp(json_string_value(json_object_get(prev, arn_f)), arn) == 0) {
-        json_decref(e);
-        json_decref(out);
-        return invalid(st, "spec.%s[%zu]: same ARN as spec.%s[%zu] (after normalisation)",
-                       aa_kind_key(st->kind), i, aa_kind_key(st->kind), j);
-      }
+    void *prev = ck_strmap_get(&seen, low[i]);
+    if (prev) {
+      json_decref(e);
+      rc = invalid(st, "spec.%s[%zu]: same ARN as spec.%s[%zu] (after normalisation)",
+                   aa_kind_key(st->kind), i, aa_kind_key(st->kind), (size_t)(uintptr_t)prev - 1);
+      stopped = true;
+      break;
     }
-    if (json_array_append(st->arns, json_object_get(e, arn_f)) || json_array_append_new(out, e)) {
-      json_decref(out);
-      return CK_ENOMEM;
+    if (ck_strmap_put(&seen, low[i], (void *)(uintptr_t)(i + 1), NULL) ||
+        json_array_append(st->arns, json_object_get(e, arn_f)) || json_array_append_new(out, e)) {
+      rc = CK_ENOMEM;
+      break;
     }
+  }
+  ck_strmap_free(&seen);
+  for (size_t k = 0; low && k < n; k++)
+    free(low[k]);
+  free(low);
+  if (rc || stopped) {
+    json_decref(out);
+    return rc;
   }
   *desired = out;
   return 0;

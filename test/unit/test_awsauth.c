@@ -1488,3 +1488,35 @@ CK_TEST(awsauth, ten_thousand_objects) {
   json_decref(objs);
   json_decref(live);
 }
+
+/* Two entries of one object with the same ARN (in any case) make it
+ * Invalid, naming both indexes; AA_MAX_ENTRIES distinct ones are valid. */
+CK_TEST(awsauth, spec_duplicate_arns) {
+  json_t *o = many_roles("dups", "2024-01-01T00:00:00Z", AA_MAX_ENTRIES, "r", 1, "");
+  aa_obj_status_t st = {0};
+  json_t *desired = NULL;
+  cr_assert_eq(aa_object_parse(o, AA_DEFAULT_FINALIZER, &st, &desired), 0);
+  cr_assert(st.valid, "%s", st.invalid_msg ? st.invalid_msg : "");
+  cr_assert_eq(json_array_size(desired), (size_t)AA_MAX_ENTRIES);
+  cr_assert_eq(json_array_size(st.arns), (size_t)AA_MAX_ENTRIES);
+  json_decref(desired);
+  aa_obj_status_clear(&st);
+
+  json_t *roles = json_object_get(json_object_get(o, "spec"), "mapRoles");
+  json_object_set_new(json_array_get(roles, AA_MAX_ENTRIES - 1), "rolearn",
+                      json_string(IAM "role/R7"));
+  json_object_set_new(json_array_get(roles, AA_MAX_ENTRIES - 2), "rolearn",
+                      json_string(IAM "role/r3"));
+  desired = NULL;
+  memset(&st, 0, sizeof st);
+  cr_assert_eq(aa_object_parse(o, AA_DEFAULT_FINALIZER, &st, &desired), 0);
+  cr_assert(!st.valid);
+  cr_assert_null(desired);
+  char want[128];
+  snprintf(want, sizeof want, "spec.mapRoles[%d]: same ARN as spec.mapRoles[3]",
+           AA_MAX_ENTRIES - 2);
+  cr_assert(st.invalid_msg && strstr(st.invalid_msg, want), "%s", st.invalid_msg);
+  cr_assert_eq(json_array_size(st.arns), 0);
+  aa_obj_status_clear(&st);
+  json_decref(o);
+}
