@@ -117,16 +117,26 @@ class Kube:
         headers = dict(self.headers)
         if data is not None:
             headers["Content-Type"] = ctype
-        for attempt in (0, 1):
-            c = self._conn(fresh=attempt > 0)
-            try:
-                c.request(method, path, body=data, headers=headers)
-                r = c.getresponse()
-                payload = r.read()
+        # A 429 (a CRD just installed is not served yet, or the apiserver's
+        # flow control) is retried as its Retry-After says, for up to ~5 s.
+        for busy in range(10):
+            for attempt in (0, 1):
+                c = self._conn(fresh=attempt > 0)
+                try:
+                    c.request(method, path, body=data, headers=headers)
+                    r = c.getresponse()
+                    payload = r.read()
+                    break
+                except (http.client.HTTPException, OSError):
+                    if attempt:
+                        raise
+            if r.status != 429 or busy == 9:
                 break
-            except (http.client.HTTPException, OSError):
-                if attempt:
-                    raise
+            try:
+                wait = float(r.getheader("Retry-After") or 0.5)
+            except ValueError:
+                wait = 0.5
+            time.sleep(min(max(wait, 0.1), 1.0))
         if raw:
             return r.status, payload
         try:
