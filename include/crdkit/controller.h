@@ -83,7 +83,11 @@ typedef struct ck_controller_opts {
   bool (*filter)(void *ctx, ck_informer_event_t ev, const json_t *old, const json_t *obj);
   const char *label_selector;   /* server-side, for the primary informer */
   const char *field_selector;
-  ck_transform_fn transform;    /* for the primary informer */
+  /* For the primary informer: its cache holds what the transform returns
+   * (see ck_transform_fn). Controllers of one primary kind share an
+   * informer only when selectors, transform and transform_ctx are all the
+   * same. */
+  ck_transform_fn transform;
   void *transform_ctx;
   int64_t resync_ms;            /* requeue every cached object this often; 0: off */
 } ck_controller_opts_t;

@@ -146,9 +146,9 @@ static int add_source_inf(ck_controller_t *ctl, src_kind_t kind, ck_informer_t *
                           ck_map_fn fn, void *fctx, ck_error_t *err);
 
 static int add_source(ck_controller_t *ctl, src_kind_t kind, const ck_resource_t *res,
-                      const char *label, const char *field, ck_map_fn fn, void *fctx,
-                      ck_error_t *err) {
-  ck_informer_t *inf = ck_manager_informer(ctl->m, res, label, field, err);
+                      const char *label, const char *field, ck_transform_fn tf, void *tctx,
+                      ck_map_fn fn, void *fctx, ck_error_t *err) {
+  ck_informer_t *inf = ck_manager_informer_transformed(ctl->m, res, label, field, tf, tctx, err);
   if (!inf)
     return err ? err->code : CK_EINVAL;
   return add_source_inf(ctl, kind, inf, fn, fctx, err);
@@ -178,7 +178,7 @@ static int add_source_inf(ck_controller_t *ctl, src_kind_t kind, ck_informer_t *
 int ck_controller_owns(ck_controller_t *ctl, const ck_resource_t *child, ck_error_t *err) {
   if (!child)
     return ck_error_set(err, CK_EINVAL, "controller %s: owns: no resource", ctl->name);
-  return add_source(ctl, SRC_OWNS, child, NULL, NULL, NULL, NULL, err);
+  return add_source(ctl, SRC_OWNS, child, NULL, NULL, NULL, NULL, NULL, NULL, err);
 }
 
 int ck_controller_watches(ck_controller_t *ctl, const ck_resource_t *res, ck_map_fn fn, void *ctx,
@@ -186,7 +186,7 @@ int ck_controller_watches(ck_controller_t *ctl, const ck_resource_t *res, ck_map
   if (!res || !fn)
     return ck_error_set(err, CK_EINVAL, "controller %s: watches needs a resource and a map function",
                         ctl->name);
-  return add_source(ctl, SRC_WATCHES, res, NULL, NULL, fn, ctx, err);
+  return add_source(ctl, SRC_WATCHES, res, NULL, NULL, NULL, NULL, fn, ctx, err);
 }
 
 /* ---- lifecycle ------------------------------------------------------------- */
@@ -255,7 +255,7 @@ int ck_controller_create(ck_manager_t *m, const ck_controller_opts_t *opts, ck_c
                         ctl->name),
       ctl->nworkers);
   int rc = add_source(ctl, SRC_PRIMARY, &ctl->primary, opts->label_selector, opts->field_selector,
-                      NULL, NULL, err);
+                      opts->transform, opts->transform_ctx, NULL, NULL, err);
   if (rc != 0) {
     ck_controller_destroy(ctl);
     return rc;

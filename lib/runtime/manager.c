@@ -23,6 +23,8 @@ typedef struct shared {
   bool own_scope; /* ns below instead of the manager's namespaces */
   char *ns;
   char *label, *field;
+  ck_transform_fn transform; /* part of the identity: a transformed cache is not shared */
+  void *transform_ctx;
   ck_informer_t *inf;
 } shared_t;
 
@@ -139,11 +141,13 @@ static bool same_str(const char *a, const char *b) {
 
 static ck_informer_t *informer_for(ck_manager_t *m, const ck_resource_t *res, bool own_scope,
                                    const char *ns, const char *label_selector,
-                                   const char *field_selector, ck_error_t *err) {
+                                   const char *field_selector, ck_transform_fn transform,
+                                   void *transform_ctx, ck_error_t *err) {
   for (size_t i = 0; i < m->ninf; i++)
     if (same_res(&m->inf[i]->res, res) && m->inf[i]->own_scope == own_scope &&
         same_str(m->inf[i]->ns, ns) && same_str(m->inf[i]->label, label_selector) &&
-        same_str(m->inf[i]->field, field_selector))
+        same_str(m->inf[i]->field, field_selector) && m->inf[i]->transform == transform &&
+        m->inf[i]->transform_ctx == transform_ctx)
       return m->inf[i]->inf;
   if (atomic_load(&m->running)) {
     ck_error_set(err, CK_EINVAL, "manager %s: informer for %s requested while running", m->name,
@@ -166,12 +170,16 @@ static ck_informer_t *informer_for(ck_manager_t *m, const ck_resource_t *res, bo
   s->ns = dupz(ns && *ns ? ns : NULL);
   s->label = dupz(label_selector && *label_selector ? label_selector : NULL);
   s->field = dupz(field_selector && *field_selector ? field_selector : NULL);
+  s->transform = transform;
+  s->transform_ctx = transform_ctx;
   const char *one[1] = {s->ns};
   ck_informer_opts_t io = {
       .namespaces = own_scope ? one : (const char *const *)m->namespaces,
       .nnamespaces = own_scope ? (s->ns ? 1 : 0) : m->nnamespaces,
       .label_selector = s->label,
       .field_selector = s->field,
+      .transform = transform,
+      .transform_ctx = transform_ctx,
       .list_mode = m->opts.list_mode,
   };
   if (ck_informer_new(m->client, res, &io, &s->inf, err) != 0) {
@@ -188,13 +196,22 @@ static ck_informer_t *informer_for(ck_manager_t *m, const ck_resource_t *res, bo
 ck_informer_t *ck_manager_informer(ck_manager_t *m, const ck_resource_t *res,
                                    const char *label_selector, const char *field_selector,
                                    ck_error_t *err) {
-  return informer_for(m, res, false, NULL, label_selector, field_selector, err);
+  return informer_for(m, res, false, NULL, label_selector, field_selector, NULL, NULL, err);
+}
+
+ck_informer_t *ck_manager_informer_transformed(ck_manager_t *m, const ck_resource_t *res,
+                                               const char *label_selector,
+                                               const char *field_selector,
+                                               ck_transform_fn transform, void *transform_ctx,
+                                               ck_error_t *err) {
+  return informer_for(m, res, false, NULL, label_selector, field_selector, transform,
+                      transform_ctx, err);
 }
 
 ck_informer_t *ck_manager_informer_in(ck_manager_t *m, const ck_resource_t *res, const char *ns,
                                       const char *label_selector, const char *field_selector,
                                       ck_error_t *err) {
-  return informer_for(m, res, true, ns, label_selector, field_selector, err);
+  return informer_for(m, res, true, ns, label_selector, field_selector, NULL, NULL, err);
 }
 
 ck_informer_t *ck_manager_find_informer(ck_manager_t *m, const ck_resource_t *res) {

@@ -5,6 +5,13 @@
 #include "crdkit/manager.h"
 #include "crdkit/workqueue.h"
 
+/* ck_manager_informer with a transform (see ck_transform_fn): shared only
+ * with requests of the same selectors, function and ctx. Borrowed. */
+ck_informer_t *ck_manager_informer_transformed(ck_manager_t *m, const ck_resource_t *res,
+                                               const char *label_selector,
+                                               const char *field_selector,
+                                               ck_transform_fn transform, void *transform_ctx,
+                                               ck_error_t *err);
 /* Any informer the manager has for res (the first created), or NULL. */
 ck_informer_t *ck_manager_find_informer(ck_manager_t *m, const ck_resource_t *res);
 /* Feed an object this process wrote to every informer of res. */

@@ -534,3 +534,60 @@ CK_TEST_OPTS(controller, resync_requeues_cached_objects, .timeout = 60) {
   cktest_ns_delete(admin, ns);
   ck_client_free(admin);
 }
+
+/* Drops data.big from every ConfigMap before it is cached. */
+static json_t *drop_big(void *ctx, json_t *obj) {
+  atomic_fetch_add((atomic_int *)ctx, 1);
+  json_object_del(json_object_get(obj, "data"), "big");
+  return obj;
+}
+
+CK_TEST_OPTS(controller, transform_shapes_the_primary_cache, .timeout = 60) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "ctl-transform");
+  const char *nss[1] = {ns};
+  json_t *cm = cktest_configmap("t", "k", "v");
+  json_object_set_new(json_object_get(cm, "data"), "big", json_string("dropped by the transform"));
+  ck_error_t err = {0};
+  cr_assert_eq(ck_object_create(admin, &ck_res_configmaps, ns, cm, NULL, NULL, &err), 0, "%s",
+               err.message);
+  json_decref(cm);
+  counts_t c, plain;
+  counts_init(&c);
+  counts_init(&plain);
+  atomic_int calls = 0;
+  ck_manager_t *m = new_manager(admin, nss, 1);
+  ck_controller_t *a = NULL, *b = NULL, *p = NULL;
+  ck_controller_opts_t co = {.name = "tf-a", .primary = &ck_res_configmaps, .reconcile = reconcile,
+                             .ctx = &c, .transform = drop_big, .transform_ctx = &calls};
+  cr_assert_eq(ck_manager_add_controller(m, &co, &a, &err), 0, "%s", err.message);
+  co.name = "tf-b";
+  cr_assert_eq(ck_manager_add_controller(m, &co, &b, &err), 0, "%s", err.message);
+  ck_controller_opts_t po = {.name = "plain", .primary = &ck_res_configmaps,
+                             .reconcile = reconcile, .ctx = &plain};
+  cr_assert_eq(ck_manager_add_controller(m, &po, &p, &err), 0, "%s", err.message);
+  /* The same transform shares one informer; a controller without it has its own. */
+  cr_assert_eq(ck_controller_informer(a), ck_controller_informer(b));
+  cr_assert_neq(ck_controller_informer(a), ck_controller_informer(p));
+  run_t r;
+  run_start(&r, m);
+  char *key = cktest_asprintf("%s/t", ns);
+  cr_assert(wait_count(&c, key, 1, 30));
+  cr_assert(wait_count(&plain, key, 1, 30));
+  json_t *got = ck_informer_get(ck_controller_informer(a), ns, "t");
+  cr_assert_not_null(got);
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(got, "data"), "k")), "v");
+  cr_assert_null(json_object_get(json_object_get(got, "data"), "big"), "transformed away");
+  json_decref(got);
+  got = ck_informer_get(ck_controller_informer(p), ns, "t");
+  cr_assert_not_null(json_object_get(json_object_get(got, "data"), "big"));
+  json_decref(got);
+  cr_assert_geq(atomic_load(&calls), 1);
+  cr_assert_eq(run_stop(&r), 0);
+  ck_manager_free(m);
+  counts_free(&c);
+  counts_free(&plain);
+  free(key);
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
