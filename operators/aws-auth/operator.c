@@ -106,6 +106,8 @@ typedef struct op {
   json_t *writing;     /* what we last wrote or are writing to aws-auth (mu) */
   aa_cache_t *cache;   /* parsed live lists, kept through a burst (merge worker) */
   ck_strmap_t posts;   /* key -> post_t (mu) */
+  ck_strmap_t released; /* uid -> strdup'ed uid of objects whose finalizer we
+                           removed after their merge; their delete needs none (mu) */
   atomic_ullong events; /* merge-relevant events seen */
   atomic_llong last_event_ms; /* ck_now_ms() of the last of them */
   bool burst;           /* the last merge wrote while events kept coming */
@@ -147,6 +149,17 @@ static bool same_str(const char *a, const char *b) {
  * annotations, or the arrival of our finalizer. */
 static void on_object(void *ctx, ck_informer_event_t ev, const json_t *old, const json_t *obj) {
   op_t *op = ctx;
+  /* The delete that follows our own finalizer release: the merge that
+   * released it already wrote aws-auth without the object's entries. */
+  if (ev == CK_INFORMER_DELETE && ck_obj_uid(obj)) {
+    pthread_mutex_lock(&op->mu);
+    char *uid = ck_strmap_del(&op->released, ck_obj_uid(obj));
+    pthread_mutex_unlock(&op->mu);
+    if (uid) {
+      free(uid);
+      return;
+    }
+  }
   if (ev == CK_INFORMER_UPDATE && old &&
       ck_obj_generation(old) == ck_obj_generation(obj) &&
       ck_obj_is_deleting(old) == ck_obj_is_deleting(obj) &&
@@ -431,6 +444,28 @@ static ck_result_t post_finish(op_t *op, post_t *p, bool failed) {
   return ck_done();
 }
 
+/* The set of released objects. Marking is best effort: without memory the
+ * delete just costs one merge more. */
+static bool released_mark(op_t *op, const char *uid) {
+  char *dup = uid ? strdup(uid) : NULL;
+  if (!dup)
+    return false;
+  void *old = NULL;
+  pthread_mutex_lock(&op->mu);
+  int rc = ck_strmap_put(&op->released, dup, dup, &old);
+  pthread_mutex_unlock(&op->mu);
+  free(old);
+  if (rc != 0)
+    free(dup);
+  return rc == 0;
+}
+
+static void released_unmark(op_t *op, const char *uid) {
+  pthread_mutex_lock(&op->mu);
+  free(ck_strmap_del(&op->released, uid));
+  pthread_mutex_unlock(&op->mu);
+}
+
 /* Reconcile of one object key: what the last merge asked for it. */
 static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
   const char *key = ck_reconcile_key(rc);
@@ -450,10 +485,16 @@ static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
   json_t *out = NULL;
   bool failed = false;
   if (p->st.deleting) {
-    if (p->release && ck_finalizer_has(obj, AA_DEFAULT_FINALIZER) &&
-        ck_finalizer_remove(c, &op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) != 0) {
-      CK_WARN(COMP, key, "removing the finalizer: %s", err.message);
-      failed = true;
+    if (p->release && ck_finalizer_has(obj, AA_DEFAULT_FINALIZER)) {
+      /* Marked before the request: the delete event may come before the
+       * answer. */
+      bool marked = released_mark(op, p->st.uid);
+      if (ck_finalizer_remove(c, &op->res, obj, AA_DEFAULT_FINALIZER, &out, &err) != 0) {
+        CK_WARN(COMP, key, "removing the finalizer: %s", err.message);
+        failed = true;
+        if (marked)
+          released_unmark(op, p->st.uid);
+      }
     }
     json_decref(out);
     json_decref(obj);
@@ -1015,6 +1056,10 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   while (ck_strmap_next(&op.posts, &pos, &k, &v))
     post_free(v);
   ck_strmap_free(&op.posts);
+  pos = 0;
+  while (ck_strmap_next(&op.released, &pos, &k, &v))
+    free(v);
+  ck_strmap_free(&op.released);
   pthread_mutex_destroy(&op.mu);
   pthread_mutex_destroy(&op.turn);
   pthread_mutex_destroy(&op.hmu);

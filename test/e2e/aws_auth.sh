@@ -115,7 +115,7 @@ data:
   mapAccounts: |
     - "111122223333"
 YAML
-start
+start --log-level debug
 echo "== create"
 awsauth admins roles arn:aws:iam::111122223333:role/admin admin system:masters
 awsauth alice users arn:aws:iam::111122223333:user/alice alice dev
@@ -160,8 +160,14 @@ wait_for 30 is_cond bob Degraded True
 kubectl -n "$ns" patch configmap aws-auth --type merge -p '{"data":{"mapUsers":"[]"}}' >/dev/null
 wait_for 30 has_user user/bob
 
-echo "== delete: only the object's own entries go"
+echo "== delete: only the object's own entries go, in one merge"
+merges() { grep -c '"merge of ' "$log" || true; }
+n0=$(merges)
 kubectl -n "$ns" delete awsauth alice --timeout=30s >/dev/null
+sleep 0.5 # a merge the final delete event started would have run by now
+# The deletion starts one merge; the delete event that follows the finalizer
+# release needs none.
+[ "$(($(merges) - n0))" = 1 ] || { echo "merges for one delete: $(($(merges) - n0))"; exit 1; }
 no_user user/alice
 has_user user/bob
 has_role role/eks-node
