@@ -12,6 +12,7 @@
 #include "operator.h"
 
 #include "awsauth_crd.h"
+#include "statcache.h"
 #include "crdkit/crd.h"
 #include "crdkit/log.h"
 #include "crdkit/manager.h"
@@ -337,10 +338,11 @@ static void conds_compute(const op_t *op, const aa_obj_status_t *st, const outco
 #undef COND
 }
 
+/* Build on the cached status (see statcache.h): the conditions keep their
+ * lastTransitionTime unless their status flips. */
 static json_t *build_status(const op_t *op, const json_t *obj, const aa_obj_status_t *st,
                             const outcome_t *oc) {
-  json_t *old = json_object_get(obj, "status");
-  json_t *s = json_is_object(old) ? json_deep_copy(old) : json_object();
+  json_t *s = aa_status_base(json_object_get(obj, "status"));
   if (!s)
     return NULL;
   json_object_set_new(s, "observedGeneration", json_integer(st->generation));
@@ -355,39 +357,22 @@ static json_t *build_status(const op_t *op, const json_t *obj, const aa_obj_stat
   return s;
 }
 
-static bool str_is(const json_t *v, const char *s) {
-  return json_is_string(v) && strcmp(json_string_value(v), s) == 0;
-}
-
-static bool array_is(const json_t *v, const json_t *want) {
-  return want ? json_is_array(v) && json_equal((json_t *)v, (json_t *)want)
-              : json_is_array(v) && json_array_size(v) == 0;
-}
-
-/* Whether obj's status already says what build_status would write (the
- * same test without building anything: a merge checks every object). */
+/* Whether obj's status already says what build_status would write: the
+ * digest of what the merge decided against the one the cache keeps (a
+ * merge checks every object, so nothing is built). A digest that cannot be
+ * computed says "not current": one write too many, never one too few. */
 static bool status_current(const op_t *op, const json_t *obj, const aa_obj_status_t *st,
                            const outcome_t *oc) {
-  const json_t *s = json_object_get(obj, "status");
-  if (json_integer_value(json_object_get(s, "observedGeneration")) != st->generation ||
-      !json_is_integer(json_object_get(s, "observedGeneration")) ||
-      !str_is(json_object_get(s, "type"), aa_kind_key(st->kind)) ||
-      json_integer_value(json_object_get(s, "entries")) != (json_int_t)st->entries ||
-      !array_is(json_object_get(s, "arns"), st->arns) ||
-      !array_is(json_object_get(s, "warnings"), st->warnings))
-    return false;
   conds_t cs;
   conds_compute(op, st, oc, &cs);
-  for (int i = 0; i < 5; i++) {
-    const json_t *c = ck_condition_find(s, cs.c[i].type);
-    if (!c || !str_is(json_object_get(c, "status"), cs.c[i].status) ||
-        !str_is(json_object_get(c, "reason"), cs.c[i].reason) ||
-        !str_is(json_object_get(c, "message"), cs.c[i].message) ||
-        json_integer_value(json_object_get(c, "observedGeneration")) !=
-            cs.c[i].observed_generation)
-      return false;
-  }
-  return true;
+  aa_status_want_t w = {.generation = st->generation, .type = aa_kind_key(st->kind),
+                        .entries = (int64_t)st->entries, .arns = st->arns,
+                        .warnings = st->warnings};
+  for (int i = 0; i < AA_NCONDS; i++)
+    w.c[i] = cs.c[i];
+  char want[33], have[33];
+  return aa_status_want_digest(&w, want) == 0 && aa_obj_status_digest(obj, have) == 0 &&
+         strcmp(want, have) == 0;
 }
 
 /* ---- the reconcile ------------------------------------------------------- */
@@ -521,10 +506,11 @@ static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
       failed = true;
     }
   }
-  json_t *status = build_status(op, obj, &p->st, p->oc);
-  const json_t *cur = json_object_get(obj, "status");
-  bool changed = !(cur ? json_equal((json_t *)cur, status) : json_object_size(status) == 0);
-  if (!status) {
+  bool changed = !status_current(op, obj, &p->st, p->oc);
+  json_t *status = changed ? build_status(op, obj, &p->st, p->oc) : NULL;
+  if (!changed) {
+    /* only the finalizer was missing */
+  } else if (!status) {
     failed = true;
   } else if (ck_status_update(c, &op->res, obj, status, &out, &err) == 0) {
     if (out && out != obj)
@@ -1003,11 +989,14 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   };
   if (rc == 0)
     rc = ck_manager_new(client, &mo, &m, err);
+  /* Both share one informer, whose cache keeps a digest of each status
+   * instead of the status (statcache.h). */
   ck_controller_opts_t mco = {.name = "aws-auth", .primary = &op.res, .reconcile = merge_work,
-                              .ctx = &op, .filter = no_object_keys};
+                              .ctx = &op, .filter = no_object_keys,
+                              .transform = aa_status_transform};
   ck_controller_opts_t oco = {.name = "aws-auth-objects", .primary = &op.res,
                               .reconcile = object_work, .ctx = &op, .filter = no_object_keys,
-                              .workers = OBJECT_WORKERS};
+                              .workers = OBJECT_WORKERS, .transform = aa_status_transform};
   if (rc == 0)
     rc = ck_manager_add_controller(m, &mco, &op.merge_ctl, err);
   if (rc == 0)

@@ -130,9 +130,17 @@ kubectl -n "$ns" get awsauth admins -o jsonpath='{.metadata.finalizers}' | grep 
 kubectl -n "$ns" get awsauths | grep -E '^admins +mapRoles +1 +True'
 
 echo "== update"
+ltt() { kubectl -n "$ns" get awsauth "$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].lastTransitionTime}"; }
+ready_since=$(ltt admins Ready)
+[ -n "$ready_since" ]
+sleep 1.1 # a new transition time would differ
 awsauth admins roles arn:aws:iam::111122223333:role/admin admin ops
 wait_for 30 bash -c "kubectl -n $ns get configmap aws-auth -o jsonpath='{.data.mapRoles}' | grep -q '\"ops\"'"
 roles | grep -q system:masters && { echo "old group left behind"; exit 1; }
+# The status follows the new generation; Ready did not flip, so its
+# transition time stays (the cache keeps it, not the whole status).
+wait_for 30 bash -c "[ \"\$(kubectl -n $ns get awsauth admins -o jsonpath='{.status.observedGeneration}')\" = 2 ]"
+[ "$(ltt admins Ready)" = "$ready_since" ] || { echo "Ready moved: $ready_since -> $(ltt admins Ready)"; exit 1; }
 
 echo "== two objects, one ARN: the older wins, the newer is Conflicted"
 awsauth late roles arn:aws:iam::111122223333:role/admin attacker system:masters
