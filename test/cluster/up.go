@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,19 +30,22 @@ import (
 
 // cluster is the running control plane.
 type cluster struct {
-	dir, logDir     string
-	self            string
-	apiPort         int
-	apiArgs         []string
-	etcd            *embed.Etcd
-	etcdURL         string
-	pki             *pki
-	withKCM         bool
-	controllers     string
-	mu              sync.Mutex
-	api             *exec.Cmd
-	apiDone         chan struct{}
-	apiExpectedExit bool
+	dir, logDir string
+	self        string
+	apiPort     int
+	apiArgs     []string
+	etcd        *embed.Etcd
+	etcdURL     string
+	pki         *pki
+	withKCM     bool
+	controllers string
+	mu          sync.Mutex
+	api         *exec.Cmd
+	apiDone     chan struct{}
+	// Set by stopAPIServer for the process it stops. One per process: a
+	// restart starts the next apiserver while the old one's watcher may
+	// still be about to look, and must not see the new process's flag.
+	apiExpectedExit *atomic.Bool
 	kcm             *exec.Cmd
 	fatal           chan error
 }
@@ -249,14 +253,12 @@ func (c *cluster) startAPIServer() error {
 		c.mu.Unlock()
 		return err
 	}
-	c.api, c.apiDone, c.apiExpectedExit = cmd, done, false
+	expected := new(atomic.Bool)
+	c.api, c.apiDone, c.apiExpectedExit = cmd, done, expected
 	c.mu.Unlock()
 	go func() {
 		<-done
-		c.mu.Lock()
-		expected := c.apiExpectedExit
-		c.mu.Unlock()
-		if !expected {
+		if !expected.Load() {
 			c.fatal <- fmt.Errorf("kube-apiserver exited unexpectedly (%v); see %s",
 				cmd.ProcessState, filepath.Join(c.logDir, "apiserver.log"))
 		}
@@ -267,16 +269,20 @@ func (c *cluster) startAPIServer() error {
 func (c *cluster) stopAPIServer() {
 	c.mu.Lock()
 	cmd, done := c.api, c.apiDone
-	c.apiExpectedExit = true
+	if c.apiExpectedExit != nil {
+		c.apiExpectedExit.Store(true)
+	}
 	c.api = nil
 	c.mu.Unlock()
 	if cmd == nil {
 		return
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
+	// It normally stops within a second; one that hangs in its graceful
+	// shutdown is killed well inside the 30 s a test gives a restart.
 	select {
 	case <-done:
-	case <-time.After(30 * time.Second):
+	case <-time.After(10 * time.Second):
 		_ = cmd.Process.Kill()
 		<-done
 	}
