@@ -983,6 +983,21 @@ class Bench:
             drop_namespace(kube, ns)
             self.save()
 
+    def ensure_crd(self):
+        """Install the AWSAuth CRD when the cluster lacks it (run.sh does
+        the same; this covers peerbench.py run on its own, e.g. on a fresh
+        testenv), so no workload fails on a 404."""
+        st, _ = self.kube.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/awsauths.crdkit.io")
+        if st == 200:
+            return
+        binary = os.environ.get("CRDKIT_BENCH_BIN") or os.path.join(TOP, "build/release/cmd/crdkit/crdkit")
+        crd = subprocess.run([binary, "aws-auth", "print-crd"], capture_output=True, text=True, check=True).stdout
+        subprocess.run([self.kubectl, "apply", "-f", "-"], input=crd, text=True, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run([self.kubectl, "wait", "--for", "condition=Established",
+                        "crd/awsauths.crdkit.io", "--timeout=60s"], check=True, stdout=subprocess.DEVNULL)
+        log("installed the AWSAuth CRD")
+
     def run(self):
         host = socket.gethostname()
         d = time.strftime("%Y-%m-%d")
@@ -992,6 +1007,7 @@ class Bench:
             self.out = os.path.join(TOP, "bench/results", f"{d}-{host}-{time.strftime('%H%M%S')}.json")
         self.res["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         log(f"results: {self.out}")
+        self.ensure_crd()
         jobs = []
         # ABAB: every round runs each operator once, the floor first
         if "W1" in self.workloads:
