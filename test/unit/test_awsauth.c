@@ -1520,3 +1520,36 @@ CK_TEST(awsauth, spec_duplicate_arns) {
   aa_obj_status_clear(&st);
   json_decref(o);
 }
+
+/* The entry hash is stored in ownership annotations: its bytes must not
+ * change between versions. Expected values: SHA-256 of the compact,
+ * key-sorted JSON, computed independently (Python's hashlib). */
+CK_TEST(awsauth, entry_hash_is_stable) {
+  char h[17];
+  json_t *e = cktest_json("{\"rolearn\":\"" IAM "role/admin\",\"username\":\"admin\","
+                          "\"groups\":[\"system:masters\"]}");
+  aa_entry_hash(e, h);
+  cr_assert_str_eq(h, "b5c99470970fcc33");
+  json_decref(e);
+  e = cktest_json("{\"userarn\":\"" IAM "user/z\xc3\xa9\",\"username\":\"z\\\"q\",\"groups\":[]}");
+  aa_entry_hash(e, h);
+  cr_assert_str_eq(h, "c25433c3b302e671");
+  json_decref(e);
+  /* Longer than the stack buffer: the same hash as its canonical text. */
+  json_t *groups = json_array();
+  for (int i = 0; i < 100; i++)
+    json_array_append_new(groups, json_sprintf("group-%03d", i));
+  e = json_pack("{s:s,s:s,s:o}", "rolearn", IAM "role/many", "username", "many", "groups", groups);
+  char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS);
+  cr_assert_gt(strlen(canon), 512);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int mdlen = 0;
+  cr_assert(EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL));
+  char want[17];
+  for (int i = 0; i < 8; i++)
+    snprintf(want + 2 * i, 3, "%02x", md[i]);
+  aa_entry_hash(e, h);
+  cr_assert_str_eq(h, want);
+  free(canon);
+  json_decref(e);
+}

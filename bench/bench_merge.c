@@ -1,0 +1,103 @@
+/* The aws-auth merge on its own (no apiserver): N AWSAuth objects as the
+ * cache returns them, merged into an empty aws-auth (the first write of
+ * W4), then merged again into that result (a restart: nothing to write).
+ * usage: bench-merge [N] [ROUNDS]
+ * Prints one JSON line: objects, seconds per merge (median and min over
+ * the rounds) for both cases, the bytes written, peak RSS. */
+#include "awsauth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* What an AWSAuth of the W4 workload looks like once cached. */
+static json_t *object(int i) {
+  char name[32], arn[96], user[48], uid[40];
+  snprintf(name, sizeof name, "w4-%05d", i);
+  snprintf(arn, sizeof arn, "arn:aws:iam::111122223333:role/%s", name);
+  snprintf(user, sizeof user, "u-%s", name);
+  snprintf(uid, sizeof uid, "6eb8d6be-9f40-4c5f-83f5-%012d", i);
+  return json_pack("{s:s,s:s,s:{s:s,s:s,s:s,s:i,s:s,s:s,s:[s]},s:{s:s,s:[{s:s,s:s,s:[s]}],s:b,s:b}}",
+                   "apiVersion", "crdkit.io/v1alpha1", "kind", "AWSAuth", "metadata", "name", name,
+                   "namespace", "perf", "uid", uid, "generation", 1, "resourceVersion", "1000",
+                   "creationTimestamp", "2026-12-06T12:00:00Z", "finalizers", AA_DEFAULT_FINALIZER,
+                   "spec", "deletionPolicy", "Delete", "mapRoles", "rolearn", arn, "username", user,
+                   "groups", "g", "suspend", 0, "takeOver", 0);
+}
+
+/* One merge; *out (may be NULL) gets the ConfigMap to write. */
+static double merge(const json_t *live, const json_t *objects, json_t **out) {
+  aa_opts_t o = {.max_removals = -1};
+  aa_result_t *r = NULL;
+  ck_error_t err = {0};
+  double t0 = now_s();
+  if (aa_reconcile(live, objects, &o, &r, &err) != 0) {
+    fprintf(stderr, "merge: %s\n", err.message);
+    exit(1);
+  }
+  json_t *next = NULL;
+  if (r->write_needed && aa_apply(live, NULL, r, &next, &err) != 0) {
+    fprintf(stderr, "apply: %s\n", err.message);
+    exit(1);
+  }
+  double t = now_s() - t0;
+  if (getenv("BENCH_DEBUG"))
+    fprintf(stderr, "owned %zu, write %d, invalid[0] %s\n", r->owned, r->write_needed,
+            r->nobjs && r->objs[0].invalid_msg ? r->objs[0].invalid_msg : "-");
+  aa_result_free(r);
+  if (out)
+    *out = next;
+  else
+    json_decref(next);
+  return t;
+}
+
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 10000;
+  int rounds = argc > 2 ? atoi(argv[2]) : 5;
+  if (n < 1 || rounds < 1) {
+    fprintf(stderr, "usage: bench-merge [N >= 1] [ROUNDS >= 1]\n");
+    return 2;
+  }
+  json_t *objects = json_array();
+  for (int i = 0; i < n; i++)
+    json_array_append_new(objects, object(i));
+  double *first = calloc((size_t)rounds, sizeof *first);
+  double *again = calloc((size_t)rounds, sizeof *again);
+  json_t *written = NULL;
+  for (int r = 0; r < rounds; r++) {
+    json_decref(written);
+    written = NULL;
+    first[r] = merge(NULL, objects, &written);
+    again[r] = merge(written, objects, NULL);
+  }
+  size_t bytes = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach(json_object_get(written, "data"), k, v) bytes += json_string_length(v);
+  qsort(first, (size_t)rounds, sizeof *first, cmp_d);
+  qsort(again, (size_t)rounds, sizeof *again, cmp_d);
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  printf("{\"bench\":\"merge\",\"objects\":%d,\"rounds\":%d,\"first_write_s\":%.4f,"
+         "\"first_write_min_s\":%.4f,\"unchanged_s\":%.4f,\"unchanged_min_s\":%.4f,"
+         "\"data_bytes\":%zu,\"max_rss_kib\":%ld}\n",
+         n, rounds, first[rounds / 2], first[0], again[rounds / 2], again[0], bytes, ru.ru_maxrss);
+  free(first);
+  free(again);
+  json_decref(written);
+  json_decref(objects);
+  return 0;
+}
