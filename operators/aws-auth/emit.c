@@ -5,7 +5,9 @@
 
 #include "util/buf.h"
 
+#include <openssl/evp.h>
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -247,23 +249,125 @@ int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, aa_list_t *b
   return 0;
 }
 
+/* A string jansson writes as its bytes between quotes: printable ASCII
+ * without '"' and '\\' (no escape, no UTF-8 question). */
+static bool plain_ascii(const json_t *v) {
+  if (!json_is_string(v))
+    return false;
+  const char *s = json_string_value(v);
+  size_t n = json_string_length(v);
+  for (size_t i = 0; i < n; i++)
+    if (s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
+      return false;
+  return true;
+}
+
+static size_t put(char *buf, size_t cap, size_t at, const char *s, size_t n) {
+  if (at + n <= cap)
+    memcpy(buf + at, s, n);
+  return at + n;
+}
+
+static size_t put_plain(char *buf, size_t cap, size_t at, const json_t *v) {
+  at = put(buf, cap, at, "\"", 1);
+  at = put(buf, cap, at, json_string_value(v), json_string_length(v));
+  return put(buf, cap, at, "\"", 1);
+}
+
+/* The compact, key-sorted JSON of an entry whose keys and strings are all
+ * plain ASCII and whose values are strings or arrays of strings, written
+ * directly: byte for byte what json_dumps(JSON_COMPACT | JSON_SORT_KEYS)
+ * writes for it, without its key sorting and allocations. Returns the
+ * length (which may exceed cap: nothing past cap is written), or 0 when
+ * the entry is of another shape (the caller then asks jansson). */
+static size_t canon_fast(const json_t *entry, char *buf, size_t cap) {
+  const char *keys[8];
+  const json_t *vals[8];
+  size_t n = 0;
+  const char *k;
+  json_t *v;
+  if (!json_is_object(entry) || json_object_size(entry) > 8)
+    return 0;
+  json_object_foreach((json_t *)entry, k, v) {
+    for (const char *c = k; *c; c++)
+      if (*c < 0x20 || *c > 0x7e || *c == '"' || *c == '\\')
+        return 0;
+    if (json_is_array(v)) {
+      size_t i;
+      json_t *x;
+      json_array_foreach(v, i, x) if (!plain_ascii(x)) return 0;
+    } else if (!plain_ascii(v)) {
+      return 0;
+    }
+    size_t j = n++;
+    for (; j > 0 && strcmp(keys[j - 1], k) > 0; j--) {
+      keys[j] = keys[j - 1];
+      vals[j] = vals[j - 1];
+    }
+    keys[j] = k;
+    vals[j] = v;
+  }
+  size_t at = put(buf, cap, 0, "{", 1);
+  for (size_t i = 0; i < n; i++) {
+    if (i)
+      at = put(buf, cap, at, ",", 1);
+    at = put(buf, cap, at, "\"", 1);
+    at = put(buf, cap, at, keys[i], strlen(keys[i]));
+    at = put(buf, cap, at, "\":", 2);
+    if (json_is_array(vals[i])) {
+      at = put(buf, cap, at, "[", 1);
+      size_t j;
+      json_t *x;
+      json_array_foreach(vals[i], j, x) {
+        if (j)
+          at = put(buf, cap, at, ",", 1);
+        at = put_plain(buf, cap, at, x);
+      }
+      at = put(buf, cap, at, "]", 1);
+    } else {
+      at = put_plain(buf, cap, at, vals[i]);
+    }
+  }
+  return put(buf, cap, at, "}", 1);
+}
+
+/* SHA-256 fetched once: the one-shot SHA256() looks the algorithm up on
+ * every call, which costs as much as hashing an entry. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void) {
+  sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+static bool sha256(const char *data, size_t len, unsigned char md[SHA256_DIGEST_LENGTH]) {
+  pthread_once(&sha256_once, sha256_fetch);
+  unsigned int n = 0;
+  if (sha256_md)
+    return EVP_Digest(data, len, md, &n, sha256_md, NULL) && n == SHA256_DIGEST_LENGTH;
+  return SHA256((const unsigned char *)data, len, md) != NULL;
+}
+
 void aa_entry_hash(const json_t *entry, char out[17]) {
   /* The bytes hashed are fixed (annotations written earlier hold these
-   * hashes): compact JSON with sorted keys. Serialised into a stack buffer
-   * when it fits (an entry usually does), so a merge of 10,000 entries
-   * does not allocate 10,000 strings. */
+   * hashes): compact JSON with sorted keys, as jansson writes it. Built
+   * directly for the usual entry, else by jansson; in a stack buffer when
+   * it fits, so a merge of 10,000 entries allocates nothing here. */
   char stack[512], *canon = stack;
   const size_t flags = JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY;
-  size_t len = json_dumpb(entry, stack, sizeof stack, flags);
+  size_t len = canon_fast(entry, stack, sizeof stack);
+  bool fast = len > 0;
+  if (!fast)
+    len = json_dumpb(entry, stack, sizeof stack, flags);
   if (len > sizeof stack) {
     canon = malloc(len);
-    if (canon && json_dumpb(entry, canon, len, flags) != len) {
+    if (canon && (fast ? canon_fast(entry, canon, len) : json_dumpb(entry, canon, len, flags)) != len) {
       free(canon);
       canon = NULL;
     }
   }
   unsigned char md[SHA256_DIGEST_LENGTH];
-  if (!canon || len == 0 || !SHA256((const unsigned char *)canon, len, md)) {
+  if (!canon || len == 0 || !sha256(canon, len, md)) {
     /* Never equal to a real hash: treated as drift, which is safe. */
     memset(out, '-', 16);
   } else {

@@ -1553,3 +1553,37 @@ CK_TEST(awsauth, entry_hash_is_stable) {
   free(canon);
   json_decref(e);
 }
+
+/* The hash's fast path writes the canonical JSON itself: for every shape
+ * (key order, empty arrays, many keys, strings that need escaping or are
+ * not ASCII, values that are not strings) it must equal jansson's. */
+CK_TEST(awsauth, entry_hash_matches_jansson_canonical_text) {
+  static const char *const entries[] = {
+      "{\"username\":\"u\",\"groups\":[],\"rolearn\":\"" IAM "role/a\"}",
+      "{\"groups\":[\"a\",\"b\",\"c\"],\"userarn\":\"" IAM "user/b\",\"username\":\"b\"}",
+      "{\"h\":\"1\",\"g\":\"2\",\"f\":\"3\",\"e\":\"4\",\"d\":\"5\",\"c\":\"6\",\"b\":\"7\",\"a\":[]}",
+      "{\"i\":\"1\",\"h\":\"1\",\"g\":\"2\",\"f\":\"3\",\"e\":\"4\",\"d\":\"5\",\"c\":\"6\",\"b\":\"7\",\"a\":[]}",
+      "{\"username\":\"tab\\there\",\"groups\":[]}",
+      "{\"username\":\"slash/and\\\\back\",\"groups\":[\"q\\\"uote\"]}",
+      "{\"username\":\"\\u00e9t\\u00e9\",\"groups\":[\"\\u2028\"]}",
+      "{\"username\":\"del\\u007f\",\"groups\":[1, null, true]}",
+      "{\"username\":7,\"groups\":{\"a\":\"b\"}}",
+      "{\"k\\u00e9y\":\"v\"}",
+      "{}",
+      "[\"not an object\"]",
+  };
+  for (size_t i = 0; i < sizeof entries / sizeof *entries; i++) {
+    json_t *e = cktest_json(entries[i]);
+    char *canon = json_dumps(e, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    cr_assert(EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL));
+    char want[17], h[17];
+    for (int j = 0; j < 8; j++)
+      snprintf(want + 2 * j, 3, "%02x", md[j]);
+    aa_entry_hash(e, h);
+    cr_assert_str_eq(h, want, "%s", entries[i]);
+    free(canon);
+    json_decref(e);
+  }
+}
