@@ -300,7 +300,7 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
 /* The five conditions of an object's status, computed once for both
  * building the status and checking whether the cached one already says it. */
 typedef struct conds {
-  ck_condition_t c[5];
+  ck_condition_t c[AA_NCONDS]; /* in the order of aa_cond_types */
   char ready_msg[512];
 } conds_t;
 
@@ -325,16 +325,16 @@ static void conds_compute(const op_t *op, const aa_obj_status_t *st, const outco
   snprintf(out->ready_msg, sizeof out->ready_msg,
            ready ? "%zu entries in %s/%s" : "%zu entries applied; see the other conditions",
            st->entries, op->cm_ns, op->cm_name);
-#define COND(i, t, on, r, m)                                                                       \
-  out->c[i] = (ck_condition_t){.type = (t), .status = (on) ? "True" : "False", .reason = (r),     \
-                               .message = (m) ? (m) : "", .observed_generation = g}
-  COND(0, "Invalid", !st->valid, st->valid ? "Valid" : "InvalidSpec", st->invalid_msg);
-  COND(1, "Conflicted", st->conflicted, st->conflicted ? "ArnConflict" : "NoConflict",
+#define COND(i, on, r, m)                                                                          \
+  out->c[i] = (ck_condition_t){.type = aa_cond_types[i], .status = (on) ? "True" : "False",       \
+                               .reason = (r), .message = (m) ? (m) : "", .observed_generation = g}
+  COND(0 /* Invalid */, !st->valid, st->valid ? "Valid" : "InvalidSpec", st->invalid_msg);
+  COND(1 /* Conflicted */, st->conflicted, st->conflicted ? "ArnConflict" : "NoConflict",
        st->conflict_msg);
-  COND(2, "Suspended", st->suspended, st->suspended ? "Suspended" : "Active", NULL);
-  COND(3, "Degraded", deg != NULL,
+  COND(2 /* Suspended */, st->suspended, st->suspended ? "Suspended" : "Active", NULL);
+  COND(3 /* Degraded */, deg != NULL,
        oc->blocked ? aa_block_reason(oc->blocked) : (write_err ? "WriteFailed" : "Healthy"), deg);
-  COND(4, "Ready", ready, reason, out->ready_msg);
+  COND(4 /* Ready */, ready, reason, out->ready_msg);
 #undef COND
 }
 
@@ -352,7 +352,7 @@ static json_t *build_status(const op_t *op, const json_t *obj, const aa_obj_stat
   json_object_set_new(s, "warnings", st->warnings ? json_incref(st->warnings) : json_array());
   conds_t cs;
   conds_compute(op, st, oc, &cs);
-  for (int i = 0; i < 5; i++)
+  for (int i = 0; i < AA_NCONDS; i++)
     ck_condition_set(s, &cs.c[i], 0);
   return s;
 }
