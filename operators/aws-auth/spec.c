@@ -204,11 +204,14 @@ int aa_object_parse(const json_t *obj, const char *finalizer, aa_obj_status_t *s
     return invalid(st, "spec.%s: more than %d entries", aa_kind_key(st->kind), AA_MAX_ENTRIES);
   json_t *out = json_array();
   size_t n = json_array_size(items);
-  /* Lower-cased ARNs seen so far -> 1 + their index (a map, so an object
-   * of AA_MAX_ENTRIES entries is checked in linear time). */
-  char **low = calloc(n + 1, sizeof *low);
+  /* Two entries of one object with the same key: which one applies would
+   * depend on order, so refuse. Lower-cased ARNs seen so far map to 1 +
+   * their index (linear for an object of AA_MAX_ENTRIES entries); an
+   * object of one entry, the usual case, allocates nothing for it. */
+  bool check = n > 1;
+  char **low = check ? calloc(n, sizeof *low) : NULL;
   ck_strmap_t seen = {0};
-  int rc = out && low ? 0 : CK_ENOMEM;
+  int rc = out && (low || !check) ? 0 : CK_ENOMEM;
   bool stopped = false; /* an entry was refused (st says why) */
   const char *arn_f = st->kind == AA_ROLES ? "rolearn" : "userarn";
   json_t *item;
@@ -222,26 +225,31 @@ int aa_object_parse(const json_t *obj, const char *finalizer, aa_obj_status_t *s
       break;
     }
     const char *arn = json_string_value(json_object_get(e, arn_f));
-    if (!(low[i] = strdup(arn))) {
-      json_decref(e);
-      rc = CK_ENOMEM;
-      break;
+    if (check) {
+      if (!(low[i] = strdup(arn))) {
+        json_decref(e);
+        rc = CK_ENOMEM;
+        break;
+      }
+      for (char *p = low[i]; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+          *p = (char)(*p + 32);
+      void *prev = ck_strmap_get(&seen, low[i]);
+      if (prev) {
+        json_decref(e);
+        rc = invalid(st, "spec.%s[%zu]: same ARN as spec.%s[%zu] (after normalisation)",
+                     aa_kind_key(st->kind), i, aa_kind_key(st->kind),
+                     (size_t)(uintptr_t)prev - 1);
+        stopped = true;
+        break;
+      }
+      if (ck_strmap_put(&seen, low[i], (void *)(uintptr_t)(i + 1), NULL)) {
+        json_decref(e);
+        rc = CK_ENOMEM;
+        break;
+      }
     }
-    for (char *p = low[i]; *p; p++)
-      if (*p >= 'A' && *p <= 'Z')
-        *p = (char)(*p + 32);
-    /* Two entries of one object with the same key: which one applies
-     * would depend on order, so refuse. */
-    void *prev = ck_strmap_get(&seen, low[i]);
-    if (prev) {
-      json_decref(e);
-      rc = invalid(st, "spec.%s[%zu]: same ARN as spec.%s[%zu] (after normalisation)",
-                   aa_kind_key(st->kind), i, aa_kind_key(st->kind), (size_t)(uintptr_t)prev - 1);
-      stopped = true;
-      break;
-    }
-    if (ck_strmap_put(&seen, low[i], (void *)(uintptr_t)(i + 1), NULL) ||
-        json_array_append(st->arns, json_object_get(e, arn_f)) || json_array_append_new(out, e)) {
+    if (json_array_append(st->arns, json_object_get(e, arn_f)) || json_array_append_new(out, e)) {
       rc = CK_ENOMEM;
       break;
     }
