@@ -5,17 +5,11 @@
  * Prints one JSON line: objects, seconds per merge (median and min over
  * the rounds) for both cases, the bytes written, peak RSS. */
 #include "awsauth.h"
+#include "bench_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
-#include <time.h>
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int cmp_d(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -42,7 +36,7 @@ static double merge(const json_t *live, const json_t *objects, json_t **out) {
   aa_opts_t o = {.max_removals = -1};
   aa_result_t *r = NULL;
   ck_error_t err = {0};
-  double t0 = now_s();
+  double t0 = bench_now_s();
   if (aa_reconcile(live, objects, &o, &r, &err) != 0) {
     fprintf(stderr, "merge: %s\n", err.message);
     exit(1);
@@ -52,10 +46,7 @@ static double merge(const json_t *live, const json_t *objects, json_t **out) {
     fprintf(stderr, "apply: %s\n", err.message);
     exit(1);
   }
-  double t = now_s() - t0;
-  if (getenv("BENCH_DEBUG"))
-    fprintf(stderr, "owned %zu, write %d, invalid[0] %s\n", r->owned, r->write_needed,
-            r->nobjs && r->objs[0].invalid_msg ? r->objs[0].invalid_msg : "-");
+  double t = bench_now_s() - t0;
   aa_result_free(r);
   if (out)
     *out = next;
