@@ -215,10 +215,18 @@ ck_informer_t *ck_manager_informer_in(ck_manager_t *m, const ck_resource_t *res,
 }
 
 ck_informer_t *ck_manager_find_informer(ck_manager_t *m, const ck_resource_t *res) {
-  for (size_t i = 0; i < m->ninf; i++)
-    if (same_res(&m->inf[i]->res, res))
+  /* A cache without a transform holds whole objects: prefer it to one
+   * shaped for some controller. */
+  ck_informer_t *shaped = NULL;
+  for (size_t i = 0; i < m->ninf; i++) {
+    if (!same_res(&m->inf[i]->res, res))
+      continue;
+    if (!m->inf[i]->transform)
       return m->inf[i]->inf;
-  return NULL;
+    if (!shaped)
+      shaped = m->inf[i]->inf;
+  }
+  return shaped;
 }
 
 void ck_manager_observe(ck_manager_t *m, const ck_resource_t *res, const json_t *obj) {

@@ -12,7 +12,8 @@ ck_informer_t *ck_manager_informer_transformed(ck_manager_t *m, const ck_resourc
                                                const char *field_selector,
                                                ck_transform_fn transform, void *transform_ctx,
                                                ck_error_t *err);
-/* Any informer the manager has for res (the first created), or NULL. */
+/* An informer the manager has for res: the first created without a
+ * transform, else the first created; NULL when none. */
 ck_informer_t *ck_manager_find_informer(ck_manager_t *m, const ck_resource_t *res);
 /* Feed an object this process wrote to every informer of res. */
 void ck_manager_observe(ck_manager_t *m, const ck_resource_t *res, const json_t *obj);

@@ -535,6 +535,17 @@ CK_TEST_OPTS(controller, resync_requeues_cached_objects, .timeout = 60) {
   ck_client_free(admin);
 }
 
+/* A reconcile that reads its object through ck_reconcile_get_other and
+ * records whether data.big was there (1) or not (-1). */
+static ck_result_t read_other(void *ctx, ck_reconcile_t *rc) {
+  json_t *o = ck_reconcile_get_other(rc, &ck_res_configmaps, ck_reconcile_namespace(rc),
+                                     ck_reconcile_name(rc));
+  if (o)
+    atomic_store((atomic_int *)ctx, json_object_get(json_object_get(o, "data"), "big") ? 1 : -1);
+  json_decref(o);
+  return ck_done();
+}
+
 /* Drops data.big from every ConfigMap before it is cached. */
 static json_t *drop_big(void *ctx, json_t *obj) {
   atomic_fetch_add((atomic_int *)ctx, 1);
@@ -566,6 +577,12 @@ CK_TEST_OPTS(controller, transform_shapes_the_primary_cache, .timeout = 60) {
   ck_controller_opts_t po = {.name = "plain", .primary = &ck_res_configmaps,
                              .reconcile = reconcile, .ctx = &plain};
   cr_assert_eq(ck_manager_add_controller(m, &po, &p, &err), 0, "%s", err.message);
+  /* Reading another kind's cache gets whole objects, though the
+   * transformed informer of that kind was created first. */
+  atomic_int other_saw = 0;
+  ck_controller_opts_t oo = {.name = "reader", .primary = &ck_res_configmaps,
+                             .reconcile = read_other, .ctx = &other_saw};
+  cr_assert_eq(ck_manager_add_controller(m, &oo, NULL, &err), 0, "%s", err.message);
   /* The same transform shares one informer; a controller without it has its own. */
   cr_assert_eq(ck_controller_informer(a), ck_controller_informer(b));
   cr_assert_neq(ck_controller_informer(a), ck_controller_informer(p));
@@ -583,6 +600,10 @@ CK_TEST_OPTS(controller, transform_shapes_the_primary_cache, .timeout = 60) {
   cr_assert_not_null(json_object_get(json_object_get(got, "data"), "big"));
   json_decref(got);
   cr_assert_geq(atomic_load(&calls), 1);
+  double dl = cktest_now_s() + 30;
+  while (atomic_load(&other_saw) == 0 && cktest_now_s() < dl)
+    cktest_sleep_ms(50);
+  cr_assert_eq(atomic_load(&other_saw), 1, "ck_reconcile_get_other read the transformed cache");
   cr_assert_eq(run_stop(&r), 0);
   ck_manager_free(m);
   counts_free(&c);
