@@ -1,24 +1,51 @@
 /* The informer's cache. Objects are kept as compact JSON text: jansson
  * trees cost several times the text (a hashtable and an allocation per
  * member), and the cache is the bulk of an operator's memory. Readers get
- * a freshly parsed copy they own, so no caller can corrupt the cache. */
+ * a freshly parsed copy they own, so no caller can corrupt the cache.
+ *
+ * Each entry is one block (header, key, JSON, index values) from a pool
+ * of its own mappings (util/pool.h), not from malloc: entries live for
+ * hours, the parse trees and responses around them for microseconds, and
+ * on a shared heap every page holding one entry stays resident once the
+ * rest is freed. When a third of the pool is dead (updates and deletes),
+ * the live blocks are copied into a new pool and the old one unmapped. */
 #include "runtime/store.h"
 
 #include "crdkit/error.h"
+#include "util/buf.h"
+#include "util/pool.h"
 #include "util/strmap.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Dead pool bytes tolerated before a compaction, whatever the ratio. */
+#define COMPACT_SLACK ((size_t)256 * 1024)
+
+/* Index values follow the JSON: for each index in order, every value as
+ * VAL_MARK value NUL, then VAL_END. */
+#define VAL_MARK '\x01'
+#define VAL_END '\0'
+
 typedef struct entry {
-  char *key;
-  char *json;
-  size_t len;
+  ck_pool_chunk_t *chunk;
+  struct entry *moved; /* during a compaction: the copy */
   uint64_t rv;
+  size_t size;         /* block bytes */
+  size_t len;          /* JSON bytes */
+  size_t klen;
   uint32_t mark;
-  char ***ivals; /* per index: NULL-terminated array of values, or NULL */
+  char data[];         /* key NUL, JSON NUL, index values */
 } entry_t;
+
+static const char *key_of(const entry_t *e) {
+  return e->data;
+}
+
+static const char *json_of(const entry_t *e) {
+  return e->data + e->klen + 1;
+}
 
 typedef struct bucket {
   char *value;
@@ -38,6 +65,8 @@ struct ck_store {
   index_t *idx;
   size_t nidx;
   size_t bytes;
+  ck_pool_t pool;
+  size_t compactions;
 };
 
 static void index_namespace(void *ctx, const json_t *obj, ck_index_emit_fn emit, void *ectx) {
@@ -91,32 +120,16 @@ int ck_store_add_index(ck_store_t *s, const char *name, ck_index_fn fn, void *ct
   return 0;
 }
 
-static void free_vals(char **v) {
-  if (!v)
-    return;
-  for (char **p = v; *p; p++)
-    free(*p);
-  free(v);
-}
-
 static void entry_free(ck_store_t *s, entry_t *e) {
-  if (e->ivals)
-    for (size_t i = 0; i < s->nidx; i++)
-      free_vals(e->ivals[i]);
-  free(e->ivals);
-  free(e->json);
-  free(e->key);
-  free(e);
+  ck_pool_release(&s->pool, e->chunk, e->size);
 }
 
 void ck_store_free(ck_store_t *s) {
   if (!s)
     return;
-  size_t pos = 0;
-  void *v;
-  while (ck_strmap_next(&s->items, &pos, NULL, &v))
-    entry_free(s, v);
+  ck_pool_clear(&s->pool);
   ck_strmap_free(&s->items);
+  void *v;
   for (size_t i = 0; i < s->nidx; i++) {
     size_t bp = 0;
     while (ck_strmap_next(&s->idx[i].buckets, &bp, NULL, &v)) {
@@ -159,49 +172,59 @@ uint64_t ck_store_rv_of(const json_t *obj) {
   return v;
 }
 
-/* ---- indexes (write lock held) ------------------------------------------ */
+/* ---- index values (built before the lock) -------------------------------- */
 
 typedef struct vals {
-  char **v;
-  size_t n, cap;
-  bool oom;
+  ck_buf_t *b;
+  size_t start; /* where the current index's values begin */
 } vals_t;
 
 static void collect(void *ectx, const char *value) {
   vals_t *vs = ectx;
-  if (vs->oom || !value)
+  if (!value)
     return;
-  for (size_t i = 0; i < vs->n; i++)
-    if (strcmp(vs->v[i], value) == 0)
+  /* Once per value: an object that names a value twice is indexed once. */
+  for (size_t p = vs->start; p < vs->b->len;) {
+    const char *v = vs->b->data + p + 1;
+    if (strcmp(v, value) == 0)
       return;
-  if (vs->n + 2 > vs->cap) {
-    size_t nc = vs->cap ? vs->cap * 2 : 4;
-    char **nv = realloc(vs->v, nc * sizeof *nv);
-    if (!nv) {
-      vs->oom = true;
-      return;
-    }
-    vs->v = nv;
-    vs->cap = nc;
+    p += strlen(v) + 2;
   }
-  char *d = strdup(value);
-  if (!d) {
-    vs->oom = true;
-    return;
-  }
-  vs->v[vs->n++] = d;
-  vs->v[vs->n] = NULL;
+  ck_buf_putc(vs->b, VAL_MARK);
+  ck_buf_append(vs->b, value, strlen(value) + 1);
 }
 
+/* The next value of a list at *p, or NULL at its end (then *p is past the
+ * end mark, at the next index's list). */
+static const char *next_val(const char **p) {
+  if (**p != VAL_MARK) {
+    (*p)++;
+    return NULL;
+  }
+  const char *v = *p + 1;
+  *p = v + strlen(v) + 1;
+  return v;
+}
+
+static const char *vals_of(const entry_t *e) {
+  return json_of(e) + e->len + 1;
+}
+
+static int dump_cb(const char *buffer, size_t size, void *data) {
+  ck_buf_append(data, buffer, size);
+  return 0;
+}
+
+/* ---- indexes (write lock held) ------------------------------------------ */
+
 static void index_remove(ck_store_t *s, entry_t *e) {
-  if (!e->ivals)
-    return;
-  for (size_t i = 0; i < s->nidx; i++) {
-    for (char **p = e->ivals[i]; p && *p; p++) {
-      bucket_t *b = ck_strmap_get(&s->idx[i].buckets, *p);
+  const char *p = vals_of(e);
+  for (size_t i = 0; i < s->nidx; i++)
+    for (const char *v; (v = next_val(&p));) {
+      bucket_t *b = ck_strmap_get(&s->idx[i].buckets, v);
       if (!b)
         continue;
-      ck_strmap_del(&b->members, e->key);
+      ck_strmap_del(&b->members, key_of(e));
       if (b->members.len == 0) {
         ck_strmap_del(&s->idx[i].buckets, b->value);
         ck_strmap_free(&b->members);
@@ -209,49 +232,91 @@ static void index_remove(ck_store_t *s, entry_t *e) {
         free(b);
       }
     }
-    free_vals(e->ivals[i]);
-    e->ivals[i] = NULL;
-  }
 }
 
-/* Index e under the values of obj. On allocation failure the entry is
- * left out of some index (the cache itself stays right). */
-static int index_add(ck_store_t *s, entry_t *e, const json_t *obj) {
-  if (!s->nidx)
-    return 0;
-  if (!e->ivals && !(e->ivals = calloc(s->nidx, sizeof *e->ivals)))
-    return CK_ENOMEM;
-  int rc = 0;
-  for (size_t i = 0; i < s->nidx; i++) {
-    vals_t vs = {0};
-    s->idx[i].fn(s->idx[i].ctx, obj, collect, &vs);
-    if (vs.oom)
-      rc = CK_ENOMEM;
-    e->ivals[i] = vs.v;
-    for (size_t j = 0; j < vs.n; j++) {
-      bucket_t *b = ck_strmap_get(&s->idx[i].buckets, vs.v[j]);
+/* Index e under its values. On allocation failure the entry is left out
+ * of some index (the cache itself stays right). */
+static void index_add(ck_store_t *s, entry_t *e) {
+  const char *p = vals_of(e);
+  for (size_t i = 0; i < s->nidx; i++)
+    for (const char *v; (v = next_val(&p));) {
+      bucket_t *b = ck_strmap_get(&s->idx[i].buckets, v);
       if (!b) {
         b = calloc(1, sizeof *b);
-        if (!b || !(b->value = strdup(vs.v[j])) ||
-            ck_strmap_put(&s->idx[i].buckets, b->value, b, NULL) != 0) {
+        if (!b || !(b->value = strdup(v)) || ck_strmap_put(&s->idx[i].buckets, b->value, b, NULL) != 0) {
           if (b)
             free(b->value);
           free(b);
-          rc = CK_ENOMEM;
           continue;
         }
       }
-      if (ck_strmap_put(&b->members, e->key, e, NULL) != 0)
-        rc = CK_ENOMEM;
+      ck_strmap_put(&b->members, key_of(e), e, NULL);
     }
+}
+
+/* ---- compaction (write lock held) --------------------------------------- */
+
+static void *moved(void *ctx, void *value, const char **key) {
+  (void)ctx;
+  entry_t *n = ((entry_t *)value)->moved;
+  *key = key_of(n);
+  return n;
+}
+
+/* Copy every entry into a new pool and unmap the old one. Without the
+ * memory for the copy, nothing changes. */
+static void compact(ck_store_t *s) {
+  ck_pool_t np = {0};
+  size_t pos = 0;
+  void *v;
+  while (ck_strmap_next(&s->items, &pos, NULL, &v)) {
+    entry_t *e = v;
+    ck_pool_chunk_t *c;
+    entry_t *n = ck_pool_alloc(&np, e->size, &c);
+    if (!n) {
+      ck_pool_clear(&np);
+      return;
+    }
+    memcpy(n, e, e->size);
+    n->chunk = c;
+    e->moved = n;
   }
-  return rc;
+  ck_strmap_move(&s->items, moved, NULL);
+  for (size_t i = 0; i < s->nidx; i++) {
+    size_t bp = 0;
+    while (ck_strmap_next(&s->idx[i].buckets, &bp, NULL, &v))
+      ck_strmap_move(&((bucket_t *)v)->members, moved, NULL);
+  }
+  ck_pool_clear(&s->pool);
+  s->pool = np;
+  s->compactions++;
+}
+
+static void maybe_compact(ck_store_t *s) {
+  if (ck_pool_wasteful(&s->pool, COMPACT_SLACK))
+    compact(s);
 }
 
 /* ---- writes -------------------------------------------------------------- */
 
 static json_t *parse(const entry_t *e) {
-  return json_loadb(e->json, e->len, 0, NULL);
+  return json_loadb(json_of(e), e->len, 0, NULL);
+}
+
+/* key NUL, compact JSON NUL, index values: the entry's data, in b. */
+static int entry_data(ck_store_t *s, const json_t *obj, const char *key, ck_buf_t *b, size_t *len) {
+  ck_buf_append(b, key, strlen(key) + 1);
+  size_t at = b->len;
+  if (json_dump_callback(obj, dump_cb, b, JSON_COMPACT) != 0 || b->oom)
+    return CK_ENOMEM;
+  *len = b->len - at;
+  ck_buf_putc(b, '\0');
+  for (size_t i = 0; i < s->nidx; i++) {
+    vals_t vs = {.b = b, .start = b->len};
+    s->idx[i].fn(s->idx[i].ctx, obj, collect, &vs);
+    ck_buf_putc(b, VAL_END);
+  }
+  return b->oom ? CK_ENOMEM : 0;
 }
 
 int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_newer,
@@ -280,48 +345,52 @@ int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_n
   pthread_rwlock_unlock(&s->lock);
 
   /* Serialise outside the lock: readers keep going meanwhile. */
-  char *text = json_dumps(obj, JSON_COMPACT);
-  if (!text) {
+  ck_buf_t b = {0};
+  size_t len = 0, klen = strlen(key);
+  if (entry_data(s, obj, key, &b, &len) != 0) {
+    ck_buf_free(&b);
     free(key);
     return CK_ENOMEM;
   }
-  size_t len = strlen(text);
 
   pthread_rwlock_wrlock(&s->lock);
   e = ck_strmap_get(&s->items, key);
-  int result;
+  if (e && only_newer && rv && e->rv && rv <= e->rv) {
+    pthread_rwlock_unlock(&s->lock);
+    ck_buf_free(&b);
+    free(key);
+    return CK_STORE_STALE;
+  }
+  ck_pool_chunk_t *chunk;
+  size_t size = sizeof(entry_t) + b.len;
+  entry_t *n = ck_pool_alloc(&s->pool, size, &chunk);
+  if (n) {
+    *n = (entry_t){.chunk = chunk, .rv = rv, .size = size, .len = len, .klen = klen, .mark = mark};
+    memcpy(n->data, b.data, b.len);
+  }
+  ck_buf_free(&b);
+  free(key);
+  /* A new key may need the map to grow; a replaced one never does. */
+  if (!n || (!e && ck_strmap_put(&s->items, key_of(n), n, NULL) != 0)) {
+    if (n)
+      ck_pool_release(&s->pool, chunk, size);
+    pthread_rwlock_unlock(&s->lock);
+    return CK_ENOMEM;
+  }
+  int result = CK_STORE_ADDED;
   if (e) {
-    if (only_newer && rv && e->rv && rv <= e->rv) {
-      pthread_rwlock_unlock(&s->lock);
-      free(text);
-      free(key);
-      return CK_STORE_STALE;
-    }
     if (need_old && old_out)
       *old_out = parse(e);
     index_remove(s, e);
     s->bytes -= e->len;
-    free(e->json);
-    free(key);
+    ck_strmap_repoint(&s->items, key_of(n), n);
+    entry_free(s, e);
     result = CK_STORE_UPDATED;
-  } else {
-    e = calloc(1, sizeof *e);
-    if (!e || ck_strmap_put(&s->items, key, e, NULL) != 0) {
-      pthread_rwlock_unlock(&s->lock);
-      free(e);
-      free(text);
-      free(key);
-      return CK_ENOMEM;
-    }
-    e->key = key;
-    result = CK_STORE_ADDED;
   }
-  e->json = text;
-  e->len = len;
-  e->rv = rv;
-  e->mark = mark;
   s->bytes += len;
-  index_add(s, e, obj);
+  index_add(s, n);
+  if (e)
+    maybe_compact(s);
   pthread_rwlock_unlock(&s->lock);
   return result;
 }
@@ -329,7 +398,7 @@ int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_n
 static json_t *remove_entry(ck_store_t *s, entry_t *e, bool want) {
   json_t *last = want ? parse(e) : NULL;
   index_remove(s, e);
-  ck_strmap_del(&s->items, e->key);
+  ck_strmap_del(&s->items, key_of(e));
   s->bytes -= e->len;
   entry_free(s, e);
   return last;
@@ -345,6 +414,7 @@ int ck_store_delete(ck_store_t *s, const char *key, uint64_t min_rv, json_t **ol
     return 0;
   }
   json_t *last = remove_entry(s, e, old_out != NULL);
+  maybe_compact(s);
   pthread_rwlock_unlock(&s->lock);
   if (old_out)
     *old_out = last;
@@ -369,7 +439,7 @@ void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
   if (s->items.len && (victims = malloc(s->items.len * sizeof(entry_t *))))
     while (ck_strmap_next(&s->items, &pos, NULL, &v)) {
       entry_t *e = v;
-      if (e->mark != mark && in_ns(e->key, ns))
+      if (e->mark != mark && in_ns(key_of(e), ns))
         victims[n++] = e;
     }
   for (size_t k = 0; k < n; k++) {
@@ -378,6 +448,7 @@ void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
       break;
   }
   free(victims);
+  maybe_compact(s);
   pthread_rwlock_unlock(&s->lock);
   for (size_t i = 0; i < json_array_size(gone); i++)
     fn(ctx, json_array_get(gone, i));
@@ -406,6 +477,13 @@ size_t ck_store_len(ck_store_t *s) {
   size_t n = s->items.len;
   pthread_rwlock_unlock(&s->lock);
   return n;
+}
+
+void ck_store_mem(ck_store_t *s, ck_store_mem_t *m) {
+  pthread_rwlock_rdlock(&s->lock);
+  *m = (ck_store_mem_t){.live = s->pool.live, .used = s->pool.used, .mapped = s->pool.mapped,
+                        .compactions = s->compactions};
+  pthread_rwlock_unlock(&s->lock);
 }
 
 size_t ck_store_bytes(ck_store_t *s) {

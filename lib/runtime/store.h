@@ -56,6 +56,12 @@ json_t *ck_store_get(ck_store_t *s, const char *key);
 bool ck_store_has(ck_store_t *s, const char *key);
 size_t ck_store_len(ck_store_t *s);
 size_t ck_store_bytes(ck_store_t *s);
+/* The entries' memory (util/pool.h): bytes of live blocks, bytes handed
+ * out (live and dead), bytes mapped, and compactions so far. */
+typedef struct ck_store_mem {
+  size_t live, used, mapped, compactions;
+} ck_store_mem_t;
+void ck_store_mem(ck_store_t *s, ck_store_mem_t *m);
 int ck_store_list(ck_store_t *s, const char *ns, int (*fn)(void *ctx, json_t *obj), void *ctx);
 int ck_store_by_index(ck_store_t *s, const char *index, const char *value,
                       int (*fn)(void *ctx, json_t *obj), void *ctx);

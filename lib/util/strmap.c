@@ -80,6 +80,25 @@ int ck_strmap_put(ck_strmap_t *m, const char *key, void *value, void **old) {
   return 0;
 }
 
+bool ck_strmap_repoint(ck_strmap_t *m, const char *key, void *value) {
+  if (!m->len)
+    return false;
+  bool found;
+  size_t i = find(m, key, ck_strhash(key), &found);
+  if (found) {
+    m->slots[i].key = key;
+    m->slots[i].value = value;
+  }
+  return found;
+}
+
+void ck_strmap_move(ck_strmap_t *m, void *(*fn)(void *ctx, void *value, const char **key),
+                    void *ctx) {
+  for (size_t i = 0; i < m->cap; i++)
+    if (m->slots[i].key)
+      m->slots[i].value = fn(ctx, m->slots[i].value, &m->slots[i].key);
+}
+
 void *ck_strmap_del(ck_strmap_t *m, const char *key) {
   if (!m->len)
     return NULL;

@@ -31,6 +31,14 @@ void *ck_strmap_get(const ck_strmap_t *m, const char *key);
 /* Insert or replace. Returns 0, or CK_ENOMEM (map unchanged). When
  * `old` is not NULL it receives the replaced value (NULL when new). */
 int ck_strmap_put(ck_strmap_t *m, const char *key, void *value, void **old);
+/* Point the entry of `key` at a new key pointer and value without
+ * allocating (the new key must hold the same string). Returns false, map
+ * unchanged, when the key is absent. */
+bool ck_strmap_repoint(ck_strmap_t *m, const char *key, void *value);
+/* Replace every value v by fn(ctx, v, &key), which also sets the entry's
+ * new key pointer (the same string, moved). */
+void ck_strmap_move(ck_strmap_t *m, void *(*fn)(void *ctx, void *value, const char **key),
+                    void *ctx);
 /* Remove; returns the value or NULL when absent. */
 void *ck_strmap_del(ck_strmap_t *m, const char *key);
 /* Free the slot array (not keys or values). */

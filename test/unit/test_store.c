@@ -1,0 +1,218 @@
+/* Unit tests of the informer's cache (lib/runtime/store.c) and the pool
+ * its entries live in (lib/util/pool.c): contents and indexes stay right
+ * through updates, deletes, sweeps and the compactions they cause, and
+ * the memory of dead entries is given back. */
+#include "cktest.h"
+
+#include "crdkit/error.h"
+#include "runtime/store.h"
+#include "util/pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* An object ns/name at resourceVersion rv, owned by `owner` (NULL: none),
+ * with a payload of `pad` bytes. */
+static json_t *obj(const char *ns, const char *name, int rv, const char *owner, size_t pad) {
+  char rvs[24];
+  snprintf(rvs, sizeof rvs, "%d", rv);
+  char *p = malloc(pad + 1);
+  cr_assert_not_null(p);
+  memset(p, 'x', pad);
+  p[pad] = '\0';
+  json_t *o = json_pack("{s:{s:s,s:s,s:s},s:s}", "metadata", "name", name, "namespace", ns,
+                        "resourceVersion", rvs, "data", p);
+  free(p);
+  cr_assert_not_null(o);
+  if (owner)
+    json_object_set_new(json_object_get(o, "metadata"), "ownerReferences",
+                        json_pack("[{s:s},{s:s}]", "uid", owner, "uid", owner));
+  return o;
+}
+
+static int upsert(ck_store_t *s, json_t *o) {
+  int rc = ck_store_upsert(s, o, 1, true, false, NULL);
+  json_decref(o);
+  return rc;
+}
+
+static int count_cb(void *ctx, json_t *o) {
+  cr_assert(json_is_object(o));
+  (*(size_t *)ctx)++;
+  return 0;
+}
+
+static size_t count_ns(ck_store_t *s, const char *ns) {
+  size_t n = 0;
+  cr_assert_eq(ck_store_list(s, ns, count_cb, &n), 0);
+  return n;
+}
+
+static size_t count_owner(ck_store_t *s, const char *uid) {
+  size_t n = 0;
+  cr_assert_eq(ck_store_by_index(s, CK_INDEX_OWNER, uid, count_cb, &n), 0);
+  return n;
+}
+
+static int rv_of(ck_store_t *s, const char *key) {
+  json_t *o = ck_store_get(s, key);
+  if (!o)
+    return -1;
+  int rv = atoi(json_string_value(json_object_get(json_object_get(o, "metadata"), "resourceVersion")));
+  json_decref(o);
+  return rv;
+}
+
+Test(store, upsert_get_update_delete) {
+  ck_store_t *s = ck_store_new();
+  cr_assert_eq(upsert(s, obj("a", "x", 5, "u1", 10)), CK_STORE_ADDED);
+  cr_assert_eq(upsert(s, obj("a", "x", 5, "u1", 10)), CK_STORE_UNCHANGED);
+  cr_assert_eq(upsert(s, obj("a", "x", 4, "u1", 10)), CK_STORE_STALE);
+  cr_assert_eq(rv_of(s, "a/x"), 5);
+  json_t *old = NULL;
+  json_t *o = obj("a", "x", 7, "u2", 20);
+  cr_assert_eq(ck_store_upsert(s, o, 1, true, true, &old), CK_STORE_UPDATED);
+  json_decref(o);
+  cr_assert_str_eq(json_string_value(json_object_get(json_object_get(old, "metadata"), "resourceVersion")), "5");
+  json_decref(old);
+  cr_assert_eq(rv_of(s, "a/x"), 7);
+  /* The index follows the update: u1 no longer owns it, u2 does (once,
+   * although the object names u2 twice). */
+  cr_assert_eq(count_owner(s, "u1"), 0);
+  cr_assert_eq(count_owner(s, "u2"), 1);
+  cr_assert_eq(count_ns(s, "a"), 1);
+  cr_assert(ck_store_has(s, "a/x"));
+  cr_assert_eq(ck_store_delete(s, "a/x", 0, &old), 1);
+  cr_assert_not_null(old);
+  json_decref(old);
+  cr_assert_not(ck_store_has(s, "a/x"));
+  cr_assert_eq(count_ns(s, "a"), 0);
+  cr_assert_eq(count_owner(s, "u2"), 0);
+  cr_assert_eq(ck_store_len(s), 0);
+  cr_assert_eq(ck_store_bytes(s), 0);
+  ck_store_free(s);
+}
+
+/* Thousands of updates and deletes: every survivor reads back at its
+ * last version through the key and both indexes, the pool was compacted,
+ * and what stays mapped is in proportion to what is live. */
+Test(store, churn_compacts_and_keeps_everything) {
+  ck_store_t *s = ck_store_new();
+  enum { N = 4000 };
+  char name[32], owner[32];
+  int last[N];
+  unsigned seed = 12345;
+  /* Round 0 creates all; the others update a scattered third, so that
+   * every chunk keeps some live entries among dead ones. */
+  for (int round = 0; round <= 6; round++)
+    for (int i = 0; i < N; i++) {
+      seed = seed * 1103515245u + 12345u;
+      if (round && (seed >> 16) % 3)
+        continue;
+      snprintf(name, sizeof name, "o-%05d", i);
+      snprintf(owner, sizeof owner, "u-%d", i % 7);
+      last[i] = (round + 1) * N + i;
+      int rc = upsert(s, obj(i % 2 ? "odd" : "even", name, last[i], owner, 200 + (size_t)(i % 300)));
+      cr_assert_eq(rc, round == 0 ? CK_STORE_ADDED : CK_STORE_UPDATED);
+    }
+  ck_store_mem_t m;
+  ck_store_mem(s, &m);
+  cr_assert_gt(m.compactions, 0, "no compaction after 6 rounds of updates");
+  for (int i = 0; i < N; i += 5) {
+    snprintf(name, sizeof name, "%s/o-%05d", i % 2 ? "odd" : "even", i);
+    cr_assert_eq(ck_store_delete(s, name, 0, NULL), 1);
+  }
+  cr_assert_eq(ck_store_len(s), N - N / 5);
+  cr_assert_eq(count_ns(s, "odd") + count_ns(s, "even"), N - N / 5);
+  size_t owned = 0;
+  for (int k = 0; k < 7; k++) {
+    snprintf(owner, sizeof owner, "u-%d", k);
+    owned += count_owner(s, owner);
+  }
+  cr_assert_eq(owned, N - N / 5);
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "%s/o-%05d", i % 2 ? "odd" : "even", i);
+    cr_assert_eq(rv_of(s, name), i % 5 == 0 ? -1 : last[i], "%s", name);
+  }
+  ck_store_mem(s, &m);
+  cr_assert_leq(m.live, m.used);
+  /* At most a third dead (or the slack), plus the last chunk's tail. */
+  cr_assert_lt(m.mapped, m.live + m.live / 2 + 2 * 256 * 1024, "live %zu mapped %zu", m.live, m.mapped);
+  ck_store_free(s);
+}
+
+static void swept_cb(void *ctx, json_t *o) {
+  cr_assert(json_is_object(o));
+  (*(size_t *)ctx)++;
+}
+
+Test(store, sweep_removes_unmarked_in_namespace) {
+  ck_store_t *s = ck_store_new();
+  char name[32];
+  for (int i = 0; i < 100; i++) {
+    snprintf(name, sizeof name, "o-%d", i);
+    json_t *o = obj(i % 2 ? "a" : "b", name, i + 1, NULL, 50);
+    ck_store_upsert(s, o, i < 30 ? 2 : 1, true, false, NULL);
+    json_decref(o);
+  }
+  size_t gone = 0;
+  ck_store_sweep(s, "a", 2, swept_cb, &gone);
+  /* In "a" (odd i), the ones not marked 2 (i >= 30): 35 of them. */
+  cr_assert_eq(gone, 35);
+  cr_assert_eq(count_ns(s, "a"), 15);
+  cr_assert_eq(count_ns(s, "b"), 50);
+  cr_assert(ck_store_has(s, "a/o-1"));
+  cr_assert_not(ck_store_has(s, "a/o-31"));
+  ck_store_free(s);
+}
+
+/* An object larger than a quarter chunk gets a mapping of its own, given
+ * back as soon as it is deleted. */
+Test(store, large_object_returns_its_memory) {
+  ck_store_t *s = ck_store_new();
+  cr_assert_eq(upsert(s, obj("a", "small", 1, NULL, 100)), CK_STORE_ADDED);
+  ck_store_mem_t before, big, after;
+  ck_store_mem(s, &before);
+  cr_assert_eq(upsert(s, obj("a", "big", 2, NULL, 3 * 1024 * 1024)), CK_STORE_ADDED);
+  ck_store_mem(s, &big);
+  cr_assert_geq(big.mapped, before.mapped + 3 * 1024 * 1024);
+  json_t *o = ck_store_get(s, "a/big");
+  cr_assert_eq(strlen(json_string_value(json_object_get(o, "data"))), 3 * 1024 * 1024);
+  json_decref(o);
+  cr_assert_eq(ck_store_delete(s, "a/big", 0, NULL), 1);
+  ck_store_mem(s, &after);
+  cr_assert_eq(after.mapped, before.mapped);
+  cr_assert_eq(after.live, before.live);
+  cr_assert_eq(rv_of(s, "a/small"), 1);
+  ck_store_free(s);
+}
+
+Test(pool, chunks_unmapped_when_empty) {
+  ck_pool_t p = {0};
+  ck_pool_chunk_t *c[2000];
+  void *b[2000];
+  for (int i = 0; i < 2000; i++) {
+    b[i] = ck_pool_alloc(&p, 1000, &c[i]);
+    cr_assert_not_null(b[i]);
+    cr_assert_eq((uintptr_t)b[i] % 16, 0);
+    memset(b[i], i & 0xff, 1000);
+  }
+  size_t full = p.mapped;
+  cr_assert_geq(full, 2000 * 1000);
+  cr_assert_eq(p.live, 2000 * 1008);
+  /* Every block keeps its bytes while others are written. */
+  for (int i = 0; i < 2000; i++)
+    cr_assert_eq(((unsigned char *)b[i])[999], i & 0xff);
+  for (int i = 0; i < 1900; i++)
+    ck_pool_release(&p, c[i], 1000);
+  cr_assert_lt(p.mapped, full / 5, "mapped %zu of %zu", p.mapped, full);
+  cr_assert_eq(p.live, 100 * 1008);
+  cr_assert_eq(ck_pool_wasteful(&p, 0), (p.used - p.live) * 3 > p.used);
+  for (int i = 1900; i < 2000; i++)
+    ck_pool_release(&p, c[i], 1000);
+  cr_assert_eq(p.live, 0);
+  ck_pool_clear(&p);
+  cr_assert_eq(p.mapped, 0);
+  cr_assert_null(ck_pool_alloc(&p, 0, &c[0]));
+}
