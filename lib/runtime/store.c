@@ -32,11 +32,12 @@ typedef struct entry {
   ck_pool_chunk_t *chunk;
   struct entry *moved; /* during a compaction: the copy */
   uint64_t rv;
-  size_t size;         /* block bytes */
-  size_t len;          /* JSON bytes */
-  size_t klen;
+  uint32_t size; /* block bytes */
+  uint32_t len;  /* stored (tokenised) JSON bytes */
+  uint32_t raw;  /* the JSON's bytes before tokenising */
   uint32_t mark;
-  char data[];         /* key NUL, JSON NUL, index values */
+  uint16_t klen;
+  char data[]; /* key NUL, tokenised JSON NUL, index values */
 } entry_t;
 
 static const char *key_of(const entry_t *e) {
@@ -45,6 +46,86 @@ static const char *key_of(const entry_t *e) {
 
 static const char *json_of(const entry_t *e) {
   return e->data + e->klen + 1;
+}
+
+/* ---- tokens ----------------------------------------------------------------
+ * Compact JSON as jansson writes it never holds a byte below 0x20 (control
+ * characters in strings are escaped, and there is no whitespace), so those
+ * bytes can stand for the member names every Kubernetes object repeats: a
+ * sixth of a typical cached object. Expanding them back costs a copy. */
+
+static const char *const tokens[32] = {
+    NULL,
+    "\"apiVersion\":\"", "\"kind\":\"", "\"metadata\":{", "\"creationTimestamp\":\"",
+    "\"finalizers\":[\"", "\"generation\":", "\"name\":\"", "\"namespace\":\"",
+    "\"resourceVersion\":\"", "\"uid\":\"", "\"labels\":{", "\"annotations\":{",
+    "\"ownerReferences\":[{", "\"spec\":{", "\"status\":{", "\"conditions\":[{",
+    "\"lastTransitionTime\":\"", "\"message\":\"", "\"observedGeneration\":", "\"reason\":\"",
+    "\"type\":\"", "\"status\":\"", "\"deletionTimestamp\":\"", "\"controller\":true",
+    "\"blockOwnerDeletion\":true", "\"data\":{", "\"containers\":[{", "\"image\":\"",
+    "\"value\":\"", "\"kubernetes.io/", "\"deletionGracePeriodSeconds\":",
+};
+
+static uint8_t token_len[32];
+static pthread_once_t token_once = PTHREAD_ONCE_INIT;
+
+static void token_init(void) {
+  for (int t = 1; t < 32; t++)
+    token_len[t] = (uint8_t)strlen(tokens[t]);
+}
+
+/* Append the JSON text j[0..n) to b with tokens for the known names; the
+ * text unchanged when it holds a byte a token would be taken for. */
+static void tokenise(ck_buf_t *b, const char *j, size_t n) {
+  pthread_once(&token_once, token_init);
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)j[i] < 0x20) {
+      ck_buf_append(b, j, n);
+      return;
+    }
+  if (!ck_buf_reserve(b, n + 1))
+    return;
+  char *out = b->data + b->len;
+  size_t o = 0;
+  for (size_t i = 0; i < n;) {
+    int best = 0;
+    if (j[i] == '"' && i + 1 < n)
+      for (int t = 1; t < 32; t++)
+        if (tokens[t][1] == j[i + 1] && token_len[t] <= n - i && token_len[t] > token_len[best] &&
+            memcmp(j + i, tokens[t], token_len[t]) == 0)
+          best = t;
+    if (best) {
+      out[o++] = (char)best;
+      i += token_len[best];
+    } else {
+      out[o++] = j[i++];
+    }
+  }
+  b->len += o;
+  b->data[b->len] = '\0';
+}
+
+/* The entry's JSON as text (expanded into buf when it is large enough,
+ * else malloc'd: *heap says which). NULL when out of memory. */
+static const char *untokenise(const entry_t *e, char *buf, size_t cap, char **heap) {
+  *heap = NULL;
+  const char *j = json_of(e);
+  if (e->len == e->raw)
+    return j;
+  char *out = buf;
+  if ((size_t)e->raw > cap && !(out = *heap = malloc(e->raw)))
+    return NULL;
+  size_t o = 0;
+  for (uint32_t i = 0; i < e->len; i++) {
+    unsigned char c = (unsigned char)j[i];
+    if (c < 0x20 && c) {
+      memcpy(out + o, tokens[c], token_len[c]);
+      o += token_len[c];
+    } else {
+      out[o++] = (char)c;
+    }
+  }
+  return out;
 }
 
 typedef struct bucket {
@@ -300,16 +381,27 @@ static void maybe_compact(ck_store_t *s) {
 /* ---- writes -------------------------------------------------------------- */
 
 static json_t *parse(const entry_t *e) {
-  return json_loadb(json_of(e), e->len, 0, NULL);
+  char buf[4096], *heap;
+  const char *j = untokenise(e, buf, sizeof buf, &heap);
+  json_t *o = j ? json_loadb(j, e->raw, 0, NULL) : NULL;
+  free(heap);
+  return o;
 }
 
 /* key NUL, compact JSON NUL, index values: the entry's data, in b. */
-static int entry_data(ck_store_t *s, const json_t *obj, const char *key, ck_buf_t *b, size_t *len) {
+static int entry_data(ck_store_t *s, const json_t *obj, const char *key, ck_buf_t *b,
+                      size_t *len, size_t *raw) {
+  ck_buf_t j = {0};
+  if (json_dump_callback(obj, dump_cb, &j, JSON_COMPACT) != 0 || j.oom || !j.len) {
+    ck_buf_free(&j);
+    return CK_ENOMEM;
+  }
   ck_buf_append(b, key, strlen(key) + 1);
   size_t at = b->len;
-  if (json_dump_callback(obj, dump_cb, b, JSON_COMPACT) != 0 || b->oom)
-    return CK_ENOMEM;
+  tokenise(b, j.data, j.len);
+  *raw = j.len;
   *len = b->len - at;
+  ck_buf_free(&j);
   ck_buf_putc(b, '\0');
   for (size_t i = 0; i < s->nidx; i++) {
     vals_t vs = {.b = b, .start = b->len};
@@ -346,8 +438,12 @@ int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_n
 
   /* Serialise outside the lock: readers keep going meanwhile. */
   ck_buf_t b = {0};
-  size_t len = 0, klen = strlen(key);
-  if (entry_data(s, obj, key, &b, &len) != 0) {
+  size_t len = 0, raw = 0, klen = strlen(key);
+  if (klen > UINT16_MAX) { /* a name the API server would refuse */
+    free(key);
+    return CK_EINVAL;
+  }
+  if (entry_data(s, obj, key, &b, &len, &raw) != 0 || sizeof(entry_t) + b.len > UINT32_MAX) {
     ck_buf_free(&b);
     free(key);
     return CK_ENOMEM;
@@ -365,7 +461,8 @@ int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_n
   size_t size = sizeof(entry_t) + b.len;
   entry_t *n = ck_pool_alloc(&s->pool, size, &chunk);
   if (n) {
-    *n = (entry_t){.chunk = chunk, .rv = rv, .size = size, .len = len, .klen = klen, .mark = mark};
+    *n = (entry_t){.chunk = chunk, .rv = rv, .size = (uint32_t)size, .len = (uint32_t)len,
+                   .raw = (uint32_t)raw, .klen = (uint16_t)klen, .mark = mark};
     memcpy(n->data, b.data, b.len);
   }
   ck_buf_free(&b);
@@ -382,12 +479,12 @@ int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_n
     if (need_old && old_out)
       *old_out = parse(e);
     index_remove(s, e);
-    s->bytes -= e->len;
+    s->bytes -= e->raw;
     ck_strmap_repoint(&s->items, key_of(n), n);
     entry_free(s, e);
     result = CK_STORE_UPDATED;
   }
-  s->bytes += len;
+  s->bytes += raw;
   index_add(s, n);
   if (e)
     maybe_compact(s);
@@ -399,7 +496,7 @@ static json_t *remove_entry(ck_store_t *s, entry_t *e, bool want) {
   json_t *last = want ? parse(e) : NULL;
   index_remove(s, e);
   ck_strmap_del(&s->items, key_of(e));
-  s->bytes -= e->len;
+  s->bytes -= e->raw;
   entry_free(s, e);
   return last;
 }

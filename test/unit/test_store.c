@@ -216,3 +216,48 @@ Test(pool, chunks_unmapped_when_empty) {
   cr_assert_eq(p.mapped, 0);
   cr_assert_null(ck_pool_alloc(&p, 0, &c[0]));
 }
+
+/* Member names are stored as one-byte tokens: every object reads back
+ * equal, whatever its strings hold (quotes, control characters, text that
+ * looks like a token), and a typical object takes less than its JSON. */
+Test(store, tokens_round_trip) {
+  ck_store_t *s = ck_store_new();
+  json_t *k8s = json_loads(
+      "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"p\",\"namespace\":\"a\","
+      "\"uid\":\"6eb8d6be-9f40-4c5f-83f5-000000000001\",\"resourceVersion\":\"7\",\"generation\":3,"
+      "\"creationTimestamp\":\"2026-12-06T12:00:00Z\",\"deletionTimestamp\":\"2026-12-06T12:00:01Z\","
+      "\"deletionGracePeriodSeconds\":30,\"labels\":{\"app.kubernetes.io/name\":\"x\"},"
+      "\"annotations\":{\"kubernetes.io/description\":\"\\\"name\\\":\\\"q\\\"\"},"
+      "\"finalizers\":[\"f\"],\"ownerReferences\":[{\"uid\":\"u\",\"controller\":true,"
+      "\"blockOwnerDeletion\":true}]},\"spec\":{\"containers\":[{\"image\":\"i\",\"name\":\"c\"}],"
+      "\"data\":{\"value\":\"v\"}},\"status\":{\"conditions\":[{\"type\":\"Ready\",\"status\":\"True\","
+      "\"reason\":\"r\",\"message\":\"m\\u0001\\n\\u001f\",\"lastTransitionTime\":\"t\","
+      "\"observedGeneration\":3}]}}",
+      0, NULL);
+  cr_assert_not_null(k8s);
+  json_t *odd = json_pack("{s:{s:s,s:s,s:s},s:s,s:s}", "metadata", "name", "\"name\":\"", "namespace",
+                          "a", "resourceVersion", "1", "\"kind\":\"", "\x01\x1f", "t", "\"status\":{");
+  cr_assert_not_null(odd);
+  cr_assert_eq(ck_store_upsert(s, k8s, 1, false, false, NULL), CK_STORE_ADDED);
+  cr_assert_eq(ck_store_upsert(s, odd, 1, false, false, NULL), CK_STORE_ADDED);
+  char *text = json_dumps(k8s, JSON_COMPACT), *text2 = json_dumps(odd, JSON_COMPACT);
+  cr_assert_eq(ck_store_bytes(s), strlen(text) + strlen(text2), "bytes count the JSON as read back");
+  ck_store_mem_t m;
+  ck_store_mem(s, &m);
+  json_t *g = ck_store_get(s, "a/p");
+  cr_assert(json_equal(g, k8s), "read back: %s", json_dumps(g, JSON_COMPACT));
+  json_decref(g);
+  g = ck_store_get(s, "a/\"name\":\"");
+  cr_assert(json_equal(g, odd));
+  json_decref(g);
+  /* The Pod's 1,000-odd bytes of JSON take fewer bytes of pool, header
+   * and key included. */
+  ck_store_delete(s, "a/\"name\":\"", 0, NULL);
+  ck_store_mem(s, &m);
+  cr_assert_lt(m.live, strlen(text), "pool %zu for %zu bytes of JSON", m.live, strlen(text));
+  free(text);
+  free(text2);
+  json_decref(k8s);
+  json_decref(odd);
+  ck_store_free(s);
+}
