@@ -186,6 +186,7 @@ json_t *aa_status_transform(void *ctx, json_t *obj) {
   json_t *x = json_array(), *ns = json_object();
   bool oom = !x || !ns;
   json_t *conds = json_is_object(s) ? json_object_get(s, "conditions") : NULL;
+  const char *prev_lt = NULL;
   size_t i;
   json_t *c;
   json_array_foreach(conds, i, c) {
@@ -201,7 +202,12 @@ json_t *aa_status_transform(void *ctx, json_t *obj) {
     const char *lt = json_string_value(json_object_get(c, "lastTransitionTime"));
     if (!plain(st) || !plain(lt))
       continue; /* treated as new: it gets a transition time now */
-    ck_buf_printf(&t, "%s%s=%s@%s", t.len ? "," : "", type, st, lt);
+    /* Conditions set together share their time: written once. */
+    if (prev_lt && strcmp(prev_lt, lt) == 0)
+      ck_buf_printf(&t, ",%s=%s", type, st);
+    else
+      ck_buf_printf(&t, "%s%s=%s@%s", t.len ? "," : "", type, st, lt);
+    prev_lt = lt;
   }
   oom |= t.oom || json_object_set_new(ns, AA_STATUS_DIGEST_KEY, json_string(d)) != 0;
   if (t.len)
@@ -231,14 +237,20 @@ json_t *aa_status_base(const json_t *s) {
   }
   bool oom = false;
   const char *t = json_string_value(json_object_get(s, "t"));
+  const char *lt = NULL; /* the last time given: "Type=Status" alone has it */
+  size_t ltlen = 0;
   for (const char *p = t; p && *p && !oom;) {
     const char *end = strchr(p, ',');
     size_t len = end ? (size_t)(end - p) : strlen(p);
     const char *eq = memchr(p, '=', len), *at = eq ? memchr(eq, '@', len - (size_t)(eq - p)) : NULL;
-    if (eq && at && eq > p && at > eq + 1 && at + 1 < p + len) {
+    if (at && at + 1 < p + len) {
+      lt = at + 1;
+      ltlen = (size_t)(p + len - at - 1);
+    }
+    const char *st_end = at ? at : p + len;
+    if (eq && eq > p && st_end > eq + 1 && lt && (!at || at + 1 < p + len)) {
       json_t *c = json_pack("{s:s%,s:s%,s:s%}", "type", p, (size_t)(eq - p), "status", eq + 1,
-                            (size_t)(at - eq - 1), "lastTransitionTime", at + 1,
-                            (size_t)(p + len - at - 1));
+                            (size_t)(st_end - eq - 1), "lastTransitionTime", lt, ltlen);
       oom = !c || json_array_append_new(conds, c) != 0;
     }
     p = end ? end + 1 : p + len;

@@ -9,9 +9,10 @@
  *
  *   {"crdkit.io/digest": "<32 hex>",     SHA-256 (first 128 bits) of the
  *                                        fields the operator compares
- *    "t": "Ready=True@2026-01-02T03:04:05Z,Invalid=False@...",
+ *    "t": "Invalid=False@2026-01-02T03:04:05Z,Conflicted=False,...",
  *                                        the five known conditions'
  *                                        status and lastTransitionTime
+ *                                        (no "@time": the one before's)
  *    "x": [...]}                         conditions of other types, verbatim
  *
  * A status whose digest equals aa_status_want_digest of what the merge

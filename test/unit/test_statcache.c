@@ -115,6 +115,9 @@ CK_TEST(statcache, transform_keeps_digest_times_and_foreign_conditions) {
   aa_status_want_t w = want_of(arns);
   w.entries = 1;
   json_t *s = status_of(&w, NULL, 1700000000);
+  /* All conditions share one time but the third. */
+  json_object_set_new((json_t *)ck_condition_find(s, aa_cond_types[2]), "lastTransitionTime",
+                      json_string("2021-05-05T05:05:05Z"));
   json_array_append_new(json_object_get(s, "conditions"),
                         cktest_json("{\"type\":\"Custom\",\"status\":\"True\",\"reason\":\"Mine\","
                                     "\"message\":\"kept\",\"lastTransitionTime\":"
@@ -128,6 +131,14 @@ CK_TEST(statcache, transform_keeps_digest_times_and_foreign_conditions) {
   json_t *t = json_object_get(obj, "status");
   cr_assert_null(json_object_get(t, "arns"));
   cr_assert_null(json_object_get(t, "conditions"));
+  /* A time is written only where it differs from the one before: the
+   * first, the third, and the fourth (back to the first's). */
+  const char *tl = json_string_value(json_object_get(t, "t"));
+  cr_assert_not_null(tl);
+  int ats = 0;
+  for (const char *p = tl; *p; p++)
+    ats += *p == '@';
+  cr_assert_eq(ats, 3, "t: %s", tl);
   text = json_dumps(obj, JSON_COMPACT);
   cr_assert_lt(strlen(text), whole / 2, "reduced: %s", text);
   free(text);
