@@ -62,8 +62,10 @@ static int grow(ck_strmap_t *m) {
 int ck_strmap_put(ck_strmap_t *m, const char *key, void *value, void **old) {
   if (old)
     *old = NULL;
-  /* Load factor at most 1/2: probes stay short with linear probing. */
-  if ((m->len + 1) * 2 > m->cap && grow(m) != 0)
+  /* Load factor at most 3/4: a hit takes 2.5 probes on average at the
+   * worst, a miss 8.5, each a compare of the stored hash first; at 1/2,
+   * the slot arrays of a large cache were a third bigger for little. */
+  if ((m->len + 1) * 4 > m->cap * 3 && grow(m) != 0)
     return CK_ENOMEM;
   uint64_t h = ck_strhash(key);
   bool found;
