@@ -47,6 +47,9 @@
 /* ... but the wait ends once no event has come for this long: the end of
  * a burst is merged at once, not a full pause after its last change. */
 #define BURST_QUIET_MS 50
+/* How soon a merge looks again when aws-auth is gone but its delete event
+ * (which brings the last state) has not been handled yet. */
+#define DELETE_WAIT_MS 20
 /* The merge is busy while its writes come less than this far apart (a
  * burst, or a client changing objects as fast as we apply them). Per-object
  * work then waits, so the apiserver serves the changes first and a status
@@ -92,7 +95,9 @@ typedef struct op {
   ck_controller_t *merge_ctl, *obj_ctl;
   ck_manager_t *m;
   pthread_mutex_t mu;
-  json_t *last_known; /* the last aws-auth seen or written */
+  json_t *last_known; /* the last state of aws-auth once deleted (mu): while it
+                         exists, the informer's cache holds it */
+  bool cm_present;    /* aws-auth exists as far as the events told (mu) */
   json_t *history;    /* the history ConfigMap as last written (history thread only),
                          so a save needs no GET first */
   ck_client_t *history_client;
@@ -183,8 +188,22 @@ static void on_configmap(void *ctx, ck_informer_event_t ev, const json_t *old,
                          const json_t *obj) {
   op_t *op = ctx;
   (void)old;
-  if (ev != CK_INFORMER_DELETE) {
+  if (ev == CK_INFORMER_DELETE) {
+    /* Kept to recreate it with the entries nobody owns (the cache no
+     * longer has it). */
+    json_t *copy = json_deep_copy(obj);
     pthread_mutex_lock(&op->mu);
+    if (copy) {
+      json_decref(op->last_known);
+      op->last_known = copy;
+    }
+    op->cm_present = false;
+    pthread_mutex_unlock(&op->mu);
+  } else {
+    pthread_mutex_lock(&op->mu);
+    op->cm_present = true;
+    json_decref(op->last_known); /* it is back: the cache has it */
+    op->last_known = NULL;
     const json_t *w = op->writing;
     bool ours = w && same_member(obj, w, "data") && same_member(obj, w, "binaryData") &&
                 same_member(json_object_get(json_object_get(obj, "metadata"), "annotations"),
@@ -639,17 +658,18 @@ static void queue_posts(op_t *op, json_t *objects, aa_result_t *r, bool clean,
 
 /* ---- the merge ------------------------------------------------------------ */
 
-static void set_last_known(op_t *op, json_t *cm, bool written) {
+/* After our write of cm: the cache holds it (observe), so no copy of the
+ * deleted state is needed any more. */
+static void written(op_t *op, json_t *cm) {
   pthread_mutex_lock(&op->mu);
   json_decref(op->last_known);
-  op->last_known = json_incref(cm);
-  if (written) {
-    const char *rv = ck_obj_resource_version(cm);
-    snprintf(op->written_rv, sizeof op->written_rv, "%s", rv ? rv : "");
-    /* The server's copy says the same as what we sent: keep one. */
-    json_decref(op->writing);
-    op->writing = json_incref(cm);
-  }
+  op->last_known = NULL;
+  op->cm_present = true;
+  const char *rv = ck_obj_resource_version(cm);
+  snprintf(op->written_rv, sizeof op->written_rv, "%s", rv ? rv : "");
+  /* The server's copy says the same as what we sent: keep one. */
+  json_decref(op->writing);
+  op->writing = json_incref(cm);
   pthread_mutex_unlock(&op->mu);
 }
 
@@ -779,7 +799,21 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
   for (int attempt = 0;; attempt++) {
     pthread_mutex_lock(&op->mu);
     json_t *last_known = json_incref(op->last_known);
+    /* Gone from the cache (or the server) while its delete event, which
+     * brings the last state, is not handled yet: a merge now would
+     * recreate aws-auth without the entries nobody owns. Wait for it. */
+    bool unseen_delete = !live && !last_known && op->cm_present;
     pthread_mutex_unlock(&op->mu);
+    if (unseen_delete) {
+      if (!r) {
+        CK_DEBUG(COMP, op->cm_name, "%s/%s is gone, its delete event not yet seen: waiting",
+                 op->cm_ns, op->cm_name);
+        json_decref(objects);
+        return ck_requeue_after(DELETE_WAIT_MS);
+      }
+      conflict = true; /* an earlier attempt's result stands: requeue */
+      break;
+    }
     aa_opts_t ao = {.max_removals = op->o->max_removals, .drift = op->o->drift,
                     .last_known = live ? NULL : last_known, .cache = op->cache};
     aa_result_free(r);
@@ -828,7 +862,7 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
     json_decref(next);
     if (w == 0 && out) {
       wrote = true;
-      set_last_known(op, out, true);
+      written(op, out);
       ck_informer_observe(op->cms, out);
       json_decref(out);
       break;
@@ -874,8 +908,6 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
             "wrote %s/%s: %zu owned, %zu foreign entries (+%zu ~%zu -%zu, %zu repaired)",
             op->cm_ns, op->cm_name, r->owned, r->foreign, r->added, r->updated, r->removed,
             r->repaired);
-  } else if (live) {
-    set_last_known(op, live, false);
   }
   if (write_err[0])
     CK_WARN(COMP, op->cm_name, "%s", write_err);
