@@ -22,6 +22,7 @@
 #include "util/timeutil.h"
 
 #include <malloc.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -109,7 +110,8 @@ typedef struct op {
   int hq_len;
   bool hq_stop;
   char written_rv[64]; /* resourceVersion of our last aws-auth write (mu) */
-  json_t *writing;     /* what we last wrote or are writing to aws-auth (mu) */
+  unsigned char writing[32]; /* write_digest of what we last wrote or are writing (mu) */
+  bool writing_set;
   aa_cache_t *cache;   /* parsed live lists, kept through a burst (merge worker) */
   ck_strmap_t posts;   /* key -> post_t (mu) */
   ck_strmap_t released; /* uid -> strdup'ed uid of objects whose finalizer we
@@ -175,9 +177,31 @@ static void on_object(void *ctx, ck_informer_event_t ev, const json_t *old, cons
   merge_soon(op);
 }
 
-static bool same_member(const json_t *a, const json_t *b, const char *k) {
-  json_t *x = json_object_get(a, k), *y = json_object_get(b, k);
-  return (!x && !y) || (x && y && json_equal(x, y));
+static int digest_cb(const char *buffer, size_t size, void *data) {
+  return EVP_DigestUpdate(data, buffer, size) == 1 ? 0 : -1;
+}
+
+static int digest_member(EVP_MD_CTX *md, const json_t *v) {
+  if (!v)
+    return EVP_DigestUpdate(md, "A", 1) == 1 ? 0 : -1;
+  if (EVP_DigestUpdate(md, "P", 1) != 1)
+    return -1;
+  return json_dump_callback(v, digest_cb, md, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+}
+
+/* SHA-256 of what makes an aws-auth ours: data, binaryData and the
+ * ownership annotation (a digest rather than a copy: aws-auth can be a
+ * megabyte). Returns false when it cannot be computed. */
+static bool write_digest(const json_t *cm, unsigned char out[32]) {
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  const json_t *ann = json_object_get(json_object_get(json_object_get(cm, "metadata"), "annotations"),
+                                      AA_OWNERS_ANNOTATION);
+  bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+            digest_member(md, json_object_get(cm, "data")) == 0 &&
+            digest_member(md, json_object_get(cm, "binaryData")) == 0 &&
+            digest_member(md, ann) == 0 && EVP_DigestFinal_ex(md, out, NULL) == 1;
+  EVP_MD_CTX_free(md);
+  return ok;
 }
 
 /* Every aws-auth event but the echo of our own write (already merged):
@@ -204,12 +228,15 @@ static void on_configmap(void *ctx, ck_informer_event_t ev, const json_t *old,
     op->cm_present = true;
     json_decref(op->last_known); /* it is back: the cache has it */
     op->last_known = NULL;
-    const json_t *w = op->writing;
-    bool ours = w && same_member(obj, w, "data") && same_member(obj, w, "binaryData") &&
-                same_member(json_object_get(json_object_get(obj, "metadata"), "annotations"),
-                            json_object_get(json_object_get(w, "metadata"), "annotations"),
-                            AA_OWNERS_ANNOTATION);
+    bool want = op->writing_set;
     pthread_mutex_unlock(&op->mu);
+    unsigned char d[32];
+    bool ours = want && write_digest(obj, d);
+    if (ours) {
+      pthread_mutex_lock(&op->mu);
+      ours = op->writing_set && memcmp(d, op->writing, sizeof d) == 0;
+      pthread_mutex_unlock(&op->mu);
+    }
     if (ours)
       return;
   }
@@ -667,9 +694,6 @@ static void written(op_t *op, json_t *cm) {
   op->cm_present = true;
   const char *rv = ck_obj_resource_version(cm);
   snprintf(op->written_rv, sizeof op->written_rv, "%s", rv ? rv : "");
-  /* The server's copy says the same as what we sent: keep one. */
-  json_decref(op->writing);
-  op->writing = json_incref(cm);
   pthread_mutex_unlock(&op->mu);
 }
 
@@ -848,9 +872,12 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
     json_t *md = json_object_get(next, "metadata");
     json_object_set_new(md, "name", json_string(op->cm_name));
     json_object_set_new(md, "namespace", json_string(op->cm_ns));
+    unsigned char d[32];
+    bool dok = write_digest(next, d);
     pthread_mutex_lock(&op->mu);
-    json_decref(op->writing);
-    op->writing = json_incref(next);
+    op->writing_set = dok; /* without it, our echo is merged once more: no harm */
+    if (dok)
+      memcpy(op->writing, d, sizeof d);
     pthread_mutex_unlock(&op->mu);
     if (history_wanted(op, live))
       history_queue(op, live);
@@ -1069,7 +1096,6 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   ck_config_free(cfg);
   json_decref(op.last_known);
   json_decref(op.history);
-  json_decref(op.writing);
   aa_cache_free(op.cache);
   size_t pos = 0;
   const char *k;
