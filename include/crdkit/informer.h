@@ -137,6 +137,13 @@ size_t ck_informer_len(ck_informer_t *inf);
 int ck_informer_list(ck_informer_t *inf, const char *ns, int (*fn)(void *ctx, json_t *obj),
                      void *ctx);
 
+/* Every cached object (in namespace `ns`, or all when NULL) at once, as
+ * a new JSON array in *out that the caller owns (json_decref), in the
+ * order ck_informer_list would give. A large cache is parsed on all
+ * cores (at most 4) while it is read-locked. Returns 0, or CK_ENOMEM
+ * (*out NULL). */
+int ck_informer_snapshot(ck_informer_t *inf, const char *ns, json_t **out);
+
 /* Same for the objects whose index `index` has value `value`. Returns
  * CK_EINVAL for an unknown index. */
 int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *value,

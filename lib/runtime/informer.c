@@ -606,6 +606,10 @@ int ck_informer_list(ck_informer_t *inf, const char *ns, int (*fn)(void *ctx, js
   return ck_store_list(inf->store, ns, fn, ctx);
 }
 
+int ck_informer_snapshot(ck_informer_t *inf, const char *ns, json_t **out) {
+  return ck_store_snapshot(inf->store, ns, out);
+}
+
 int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *value,
                          int (*fn)(void *ctx, json_t *obj), void *ctx) {
   if (!index || !value)

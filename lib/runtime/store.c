@@ -13,12 +13,15 @@
 
 #include "crdkit/error.h"
 #include "util/buf.h"
+#include "util/parallel.h"
 #include "util/pool.h"
 #include "util/strmap.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Dead pool bytes tolerated before a compaction, whatever the ratio. */
 #define COMPACT_SLACK ((size_t)256 * 1024)
@@ -628,4 +631,75 @@ int ck_store_list(ck_store_t *s, const char *ns, int (*fn)(void *ctx, json_t *ob
   int rc = each(&s->items, fn, ctx);
   pthread_rwlock_unlock(&s->lock);
   return rc;
+}
+
+/* ---- snapshot ------------------------------------------------------------ */
+
+/* Entries per job of a parallel snapshot, and the least entries worth a
+ * second thread (starting one costs about as much as parsing a hundred). */
+#define SNAP_CHUNK 256
+#define SNAP_MIN 1024
+
+typedef struct snap {
+  entry_t **e;
+  json_t **o;
+  size_t n;
+  atomic_bool oom;
+} snap_t;
+
+static void snap_chunk(void *ctx, size_t c) {
+  snap_t *sn = ctx;
+  size_t end = (c + 1) * SNAP_CHUNK < sn->n ? (c + 1) * SNAP_CHUNK : sn->n;
+  for (size_t i = c * SNAP_CHUNK; i < end; i++)
+    if (!(sn->o[i] = parse(sn->e[i])))
+      atomic_store(&sn->oom, true);
+}
+
+int ck_store_snapshot(ck_store_t *s, const char *ns, json_t **out) {
+  *out = NULL;
+  json_t *arr = json_array();
+  if (!arr)
+    return CK_ENOMEM;
+  pthread_rwlock_rdlock(&s->lock);
+  const ck_strmap_t *m = &s->items;
+  if (ns) {
+    m = NULL;
+    for (size_t i = 0; i < s->nidx; i++)
+      if (strcmp(s->idx[i].name, CK_INDEX_NAMESPACE) == 0) {
+        bucket_t *b = ck_strmap_get(&s->idx[i].buckets, ns);
+        m = b ? &b->members : NULL;
+      }
+  }
+  size_t n = m ? m->len : 0;
+  snap_t sn = {.n = n, .e = n ? malloc(n * sizeof *sn.e) : NULL,
+               .o = n ? calloc(n, sizeof *sn.o) : NULL};
+  atomic_init(&sn.oom, false);
+  int rc = 0;
+  if (n && (!sn.e || !sn.o)) {
+    rc = CK_ENOMEM;
+  } else if (n) {
+    size_t pos = 0, k = 0;
+    void *v;
+    while (ck_strmap_next(m, &pos, NULL, &v))
+      sn.e[k++] = v;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int width = n < SNAP_MIN || cpus < 2 ? 1 : cpus > 4 ? 4 : (int)cpus;
+    ck_parallel_for((n + SNAP_CHUNK - 1) / SNAP_CHUNK, width, snap_chunk, &sn);
+    if (atomic_load(&sn.oom))
+      rc = CK_ENOMEM;
+  }
+  pthread_rwlock_unlock(&s->lock);
+  for (size_t i = 0; i < n && sn.o; i++)
+    if (rc == 0 && json_array_append_new(arr, sn.o[i]) != 0)
+      rc = CK_ENOMEM;
+    else if (rc != 0)
+      json_decref(sn.o[i]);
+  free(sn.e);
+  free(sn.o);
+  if (rc) {
+    json_decref(arr);
+    return rc;
+  }
+  *out = arr;
+  return 0;
 }

@@ -63,6 +63,8 @@ typedef struct ck_store_mem {
 } ck_store_mem_t;
 void ck_store_mem(ck_store_t *s, ck_store_mem_t *m);
 int ck_store_list(ck_store_t *s, const char *ns, int (*fn)(void *ctx, json_t *obj), void *ctx);
+/* ck_informer_snapshot: all (or ns's) objects as a new array in *out. */
+int ck_store_snapshot(ck_store_t *s, const char *ns, json_t **out);
 int ck_store_by_index(ck_store_t *s, const char *index, const char *value,
                       int (*fn)(void *ctx, json_t *obj), void *ctx);
 

@@ -128,10 +128,6 @@ typedef struct op {
       *conflicted, *bytes, *blocked;
 } op_t;
 
-static int collect(void *ctx, json_t *obj) {
-  return json_array_append(ctx, obj);
-}
-
 /* Object keys come only from the merge (queue_posts), never from events. */
 static bool no_object_keys(void *ctx, ck_informer_event_t ev, const json_t *old,
                            const json_t *obj) {
@@ -810,8 +806,11 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
   unsigned long long events0 = atomic_load(&op->events);
   ck_error_t err = {0};
   int64_t t0 = ck_now_ms(), waited = t0 - atomic_load(&op->last_event_ms);
-  json_t *objects = json_array();
-  ck_informer_list(op->objs, NULL, collect, objects);
+  json_t *objects = NULL;
+  if (ck_informer_snapshot(op->objs, NULL, &objects) != 0) {
+    CK_ERROR(COMP, op->cm_name, "merge: out of memory listing the AWSAuth cache");
+    return ck_fail();
+  }
   int64_t t1 = ck_now_ms(), t2 = 0, t3 = 0;
   unsigned long long events1 = events0;
   /* The cache holds our last write at once (observe); a 409 means someone

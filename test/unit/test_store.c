@@ -261,3 +261,33 @@ Test(store, tokens_round_trip) {
   json_decref(odd);
   ck_store_free(s);
 }
+
+static int append_cb(void *ctx, json_t *o) {
+  return json_array_append(ctx, o);
+}
+
+/* A snapshot holds what a list gives, in the same order, whether it is
+ * parsed on one thread (small) or several (large), for all namespaces or
+ * one, and for a namespace with nothing cached. */
+Test(store, snapshot_equals_list) {
+  ck_store_t *s = ck_store_new();
+  char name[32];
+  for (int i = 0; i < 3000; i++) {
+    snprintf(name, sizeof name, "o-%d", i);
+    cr_assert_eq(upsert(s, obj(i % 3 ? "a" : "b", name, i + 1, NULL, (size_t)(i % 50))), CK_STORE_ADDED);
+    if (i != 99 && i != 2999)
+      continue;
+    const char *nss[] = {NULL, "a", "b", "none"};
+    for (int k = 0; k < 4; k++) {
+      json_t *list = json_array(), *snap = NULL;
+      cr_assert_eq(ck_store_list(s, nss[k], append_cb, list), 0);
+      cr_assert_eq(ck_store_snapshot(s, nss[k], &snap), 0);
+      cr_assert_eq(json_array_size(snap), json_array_size(list), "%s: %zu vs %zu",
+                   nss[k] ? nss[k] : "all", json_array_size(snap), json_array_size(list));
+      cr_assert(json_equal(snap, list), "%s differs", nss[k] ? nss[k] : "all");
+      json_decref(list);
+      json_decref(snap);
+    }
+  }
+  ck_store_free(s);
+}
