@@ -1482,6 +1482,11 @@ CK_TEST(awsauth, ten_thousand_objects) {
   for (size_t i = 0; i < r2->nobjs; i++)
     entries += r2->objs[i].entries;
   cr_assert_eq(entries, 10000);
+  /* Each status is at its object's index. */
+  for (size_t i = 0; i < r2->nobjs; i++)
+    cr_assert_str_eq(r2->objs[i].name,
+                     json_string_value(json_object_get(
+                         json_object_get(json_array_get(objs, i), "metadata"), "name")));
   aa_result_free(r);
   aa_result_free(r2);
   json_decref(after);
