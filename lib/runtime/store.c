@@ -530,29 +530,34 @@ static bool in_ns(const char *key, const char *ns) {
 
 void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
                     void (*fn)(void *ctx, json_t *obj), void *ctx) {
-  json_t *gone = json_array();
   pthread_rwlock_wrlock(&s->lock);
-  /* Pick the victims first: removal moves slots under an iteration. */
-  entry_t **victims = NULL;
-  size_t n = 0, pos = 0;
+  /* Pick the victims first (removal moves slots under an iteration), with
+   * room for their last states: all of them go, or none does (then the
+   * next relist sweeps them), so no handler misses a delete. */
+  size_t n = 0, pos = 0, cap = s->items.len;
+  entry_t **victims = cap ? malloc(cap * sizeof *victims) : NULL;
+  json_t **last = cap ? calloc(cap, sizeof *last) : NULL;
+  bool ok = victims && last;
   void *v;
-  if (s->items.len && (victims = malloc(s->items.len * sizeof(entry_t *))))
-    while (ck_strmap_next(&s->items, &pos, NULL, &v)) {
-      entry_t *e = v;
-      if (e->mark != mark && in_ns(key_of(e), ns))
-        victims[n++] = e;
-    }
-  for (size_t k = 0; k < n; k++) {
-    json_t *last = remove_entry(s, victims[k], gone != NULL);
-    if (last && json_array_append_new(gone, last) != 0)
-      break;
+  while (ok && ck_strmap_next(&s->items, &pos, NULL, &v)) {
+    entry_t *e = v;
+    if (e->mark != mark && in_ns(key_of(e), ns))
+      victims[n++] = e;
+  }
+  for (size_t k = 0; ok && k < n; k++)
+    ok = (last[k] = parse(victims[k])) != NULL;
+  for (size_t k = 0; ok && k < n; k++)
+    json_decref(remove_entry(s, victims[k], false));
+  if (ok)
+    maybe_compact(s);
+  pthread_rwlock_unlock(&s->lock);
+  for (size_t k = 0; k < n && last; k++) {
+    if (ok)
+      fn(ctx, last[k]);
+    json_decref(last[k]);
   }
   free(victims);
-  maybe_compact(s);
-  pthread_rwlock_unlock(&s->lock);
-  for (size_t i = 0; i < json_array_size(gone); i++)
-    fn(ctx, json_array_get(gone, i));
-  json_decref(gone);
+  free(last);
 }
 
 /* ---- reads --------------------------------------------------------------- */
