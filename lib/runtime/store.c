@@ -547,7 +547,7 @@ void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
   for (size_t k = 0; ok && k < n; k++)
     ok = (last[k] = parse(victims[k])) != NULL;
   for (size_t k = 0; ok && k < n; k++)
-    json_decref(remove_entry(s, victims[k], false));
+    remove_entry(s, victims[k], false);
   if (ok)
     maybe_compact(s);
   pthread_rwlock_unlock(&s->lock);
@@ -613,18 +613,27 @@ static int each(const ck_strmap_t *m, int (*fn)(void *ctx, json_t *obj), void *c
   return 0;
 }
 
+/* The entries whose index `index` has `value` (NULL: none has it); lock
+ * held. Returns CK_EINVAL for an unknown index. */
+static int members_of(ck_store_t *s, const char *index, const char *value,
+                      const ck_strmap_t **m) {
+  *m = NULL;
+  for (size_t i = 0; i < s->nidx; i++)
+    if (strcmp(s->idx[i].name, index) == 0) {
+      bucket_t *b = ck_strmap_get(&s->idx[i].buckets, value);
+      *m = b ? &b->members : NULL;
+      return 0;
+    }
+  return CK_EINVAL;
+}
+
 int ck_store_by_index(ck_store_t *s, const char *index, const char *value,
                       int (*fn)(void *ctx, json_t *obj), void *ctx) {
   pthread_rwlock_rdlock(&s->lock);
-  index_t *ix = NULL;
-  for (size_t i = 0; i < s->nidx; i++)
-    if (strcmp(s->idx[i].name, index) == 0)
-      ix = &s->idx[i];
-  int rc = CK_EINVAL;
-  if (ix) {
-    bucket_t *b = ck_strmap_get(&ix->buckets, value);
-    rc = b ? each(&b->members, fn, ctx) : 0;
-  }
+  const ck_strmap_t *m;
+  int rc = members_of(s, index, value, &m);
+  if (rc == 0 && m)
+    rc = each(m, fn, ctx);
   pthread_rwlock_unlock(&s->lock);
   return rc;
 }
@@ -667,14 +676,8 @@ int ck_store_snapshot(ck_store_t *s, const char *ns, json_t **out) {
     return CK_ENOMEM;
   pthread_rwlock_rdlock(&s->lock);
   const ck_strmap_t *m = &s->items;
-  if (ns) {
-    m = NULL;
-    for (size_t i = 0; i < s->nidx; i++)
-      if (strcmp(s->idx[i].name, CK_INDEX_NAMESPACE) == 0) {
-        bucket_t *b = ck_strmap_get(&s->idx[i].buckets, ns);
-        m = b ? &b->members : NULL;
-      }
-  }
+  if (ns)
+    members_of(s, CK_INDEX_NAMESPACE, ns, &m); /* the namespace index always exists */
   size_t n = m ? m->len : 0;
   snap_t sn = {.n = n, .e = n ? malloc(n * sizeof *sn.e) : NULL,
                .o = n ? calloc(n, sizeof *sn.o) : NULL};
