@@ -240,18 +240,23 @@ def section(res, pngs, notes, extras=()):
           "users or adding a second ARN, 20% deletes). Requests that fail while the apiserver is down are "
           "retried, so the operations pause during the restart and then catch up. Exact: aws-auth holds "
           "exactly the entries of the objects left, and every deleted object is gone (finalizer removed); "
-          f"lag: from the last operation until aws-auth is exact (polled every 0.1 s, at most {c['w5_settle']} s).", "",
-          "| | exact | lag (s) | CPU (s) | peak RSS (MiB) | restart took (s) | achieved rate (ops/s) |", "|---|---|---|---|---|---|---|"]
+          "lag: from the last operation until a watch of aws-auth (opened after the restart) delivers the write "
+          "after which it holds exactly the entries of the objects left; the driver also polls aws-auth every 0.1 s "
+          f"(at most {c['w5_settle']} s) to know it is done, and that poll's figure is given where no watch "
+          "figure exists (older runs) and beside it.", "",
+          "| | exact | lag (s) | lag by the poll (s) | CPU (s) | peak RSS (MiB) | restart took (s) | achieved rate (ops/s) |",
+          "|---|---|---|---|---|---|---|---|"]
     for op in ops:
         rs = res["W5"].get(op) or []
         if not rs:
-            L.append(f"| {op} | {gone(res, 'W5', op)} | | | | | |")
+            L.append(f"| {op} | {gone(res, 'W5', op)} | | | | | | |")
             continue
         ex = ", ".join(("yes" if r["exact"] else
                         f"no (at {c['w5_settle']} s: {(r['missing_extra_at_timeout'] or ['?', '?'])[0]} entries missing, "
                         f"{(r['missing_extra_at_timeout'] or ['?', '?'])[1]} extra, "
                         f"{r['deleted_objects_left']} deleted objects still there)") for r in rs)
-        L.append(f"| {op} | {ex} | {fmt([r['lag_s'] for r in rs], nd=2)} | {fmt([r['cpu_s'] for r in rs])} "
+        L.append(f"| {op} | {ex} | {fmt([r['lag_s'] for r in rs], nd=3)} "
+                 f"| {fmt([r.get('lag_poll_s', r['lag_s']) for r in rs], nd=2)} | {fmt([r['cpu_s'] for r in rs])} "
                  f"| {fmt([r['hwm_kib'] for r in rs], 1 / 1024, 1)} | {fmt([r['restart'].get('seconds') for r in rs], nd=1)} "
                  f"| {fmt([r['achieved_rate'] for r in rs], nd=1)} |")
     L += ["", "Floor for W5: not measured separately (the lag floor is one watch delivery plus one ConfigMap "
@@ -366,7 +371,7 @@ def goals(res, ops):
         ("W3 p99", lambda rs: med([r["p99"] for r in rs]) if rs else None, res["W3"], 1000, " ms", 1),
         ("W4 time to all", lambda rs: med([r["all_s"] for r in rs]) if rs and all(r["all_s"] for r in rs) else None, res["W4"], 1, " s", 3),
         ("W4 first write", lambda rs: med([r["first_write_s"] for r in rs]) if rs else None, res["W4"], 1, " s", 3),
-        ("W5 lag", lambda rs: med([r["lag_s"] for r in rs]) if rs and all(r["exact"] for r in rs) else None, res["W5"], 1, " s", 2),
+        ("W5 lag", lambda rs: med([r["lag_s"] for r in rs]) if rs and all(r["exact"] for r in rs) else None, res["W5"], 1, " s", 3),
     ]
     allbest = True
     lines = []
