@@ -144,6 +144,28 @@ int ck_informer_list(ck_informer_t *inf, const char *ns, int (*fn)(void *ctx, js
  * (*out NULL). */
 int ck_informer_snapshot(ck_informer_t *inf, const char *ns, json_t **out);
 
+/* Snapshots that parse only what changed. A memo remembers the objects of
+ * the last snapshot taken with it, by key and resourceVersion;
+ * ck_informer_snapshot_memo returns what ck_informer_snapshot returns, but
+ * an object whose resourceVersion is the same as in that snapshot is the
+ * same json_t as then (a new reference in *out), and only the others are
+ * parsed. The objects are shared with the memo: never modify them (a
+ * change would show in the next snapshots). The memo holds a reference to
+ * every object of its last snapshot, so it costs the memory of a parsed
+ * cache: clear it (ck_informer_memo_clear) when snapshots stop following
+ * each other. Use one memo per informer and namespace (objects outside
+ * `ns` are forgotten), from one thread at a time. Returns 0, or CK_ENOMEM
+ * (*out NULL; the memo stays usable). */
+typedef struct ck_store_memo ck_informer_memo_t;
+
+/* NULL when out of memory; free with ck_informer_memo_free (NULL ok). */
+ck_informer_memo_t *ck_informer_memo_new(void);
+/* Drop every remembered object (the next snapshot parses all). */
+void ck_informer_memo_clear(ck_informer_memo_t *memo);
+void ck_informer_memo_free(ck_informer_memo_t *memo);
+int ck_informer_snapshot_memo(ck_informer_t *inf, const char *ns, ck_informer_memo_t *memo,
+                              json_t **out);
+
 /* Same for the objects whose index `index` has value `value`. Returns
  * CK_EINVAL for an unknown index. */
 int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *value,

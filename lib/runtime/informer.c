@@ -607,7 +607,24 @@ int ck_informer_list(ck_informer_t *inf, const char *ns, int (*fn)(void *ctx, js
 }
 
 int ck_informer_snapshot(ck_informer_t *inf, const char *ns, json_t **out) {
-  return ck_store_snapshot(inf->store, ns, out);
+  return ck_store_snapshot(inf->store, ns, NULL, out);
+}
+
+ck_informer_memo_t *ck_informer_memo_new(void) {
+  return ck_store_memo_new();
+}
+
+void ck_informer_memo_clear(ck_informer_memo_t *memo) {
+  ck_store_memo_clear(memo);
+}
+
+void ck_informer_memo_free(ck_informer_memo_t *memo) {
+  ck_store_memo_free(memo);
+}
+
+int ck_informer_snapshot_memo(ck_informer_t *inf, const char *ns, ck_informer_memo_t *memo,
+                              json_t **out) {
+  return ck_store_snapshot(inf->store, ns, memo, out);
 }
 
 int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *value,

@@ -655,8 +655,8 @@ int ck_store_list(ck_store_t *s, const char *ns, int (*fn)(void *ctx, json_t *ob
 #define SNAP_MIN 1024
 
 typedef struct snap {
-  entry_t **e;
-  json_t **o;
+  entry_t **e; /* the entries to parse */
+  json_t **o;  /* their parses */
   size_t n;
   atomic_bool oom;
 } snap_t;
@@ -669,41 +669,151 @@ static void snap_chunk(void *ctx, size_t c) {
       atomic_store(&sn->oom, true);
 }
 
-int ck_store_snapshot(ck_store_t *s, const char *ns, json_t **out) {
+/* What a memo remembers of one object: its parse at resourceVersion rv,
+ * and the snapshot that last returned it. */
+typedef struct memo_item {
+  uint64_t rv;
+  json_t *obj;
+  uint32_t gen;
+  char key[];
+} memo_item_t;
+
+struct ck_store_memo {
+  ck_strmap_t items; /* key -> memo_item_t */
+  uint32_t gen;
+};
+
+ck_store_memo_t *ck_store_memo_new(void) {
+  return calloc(1, sizeof(ck_store_memo_t));
+}
+
+static void memo_item_free(memo_item_t *it) {
+  if (it) {
+    json_decref(it->obj);
+    free(it);
+  }
+}
+
+void ck_store_memo_clear(ck_store_memo_t *m) {
+  if (!m)
+    return;
+  size_t pos = 0;
+  void *v;
+  while (ck_strmap_next(&m->items, &pos, NULL, &v))
+    memo_item_free(v);
+  ck_strmap_free(&m->items);
+  memset(&m->items, 0, sizeof m->items);
+}
+
+void ck_store_memo_free(ck_store_memo_t *m) {
+  ck_store_memo_clear(m);
+  free(m);
+}
+
+size_t ck_store_memo_len(const ck_store_memo_t *m) {
+  return m ? m->items.len : 0;
+}
+
+/* Remember obj (parsed from e) in m for the snapshot gen; lock held (e's
+ * key lives in the store). A failure only costs a parse next time. */
+static void memo_put(ck_store_memo_t *m, const entry_t *e, json_t *obj, uint32_t gen) {
+  memo_item_t *it = malloc(sizeof *it + e->klen + 1);
+  if (!it)
+    return;
+  *it = (memo_item_t){.rv = e->rv, .obj = json_incref(obj), .gen = gen};
+  memcpy(it->key, key_of(e), (size_t)e->klen + 1);
+  void *old = NULL;
+  if (ck_strmap_put(&m->items, it->key, it, &old) != 0) {
+    memo_item_free(it);
+    return;
+  }
+  memo_item_free(old);
+}
+
+/* Forget what the snapshot gen did not return (deleted, or outside its
+ * namespace). */
+static void memo_sweep(ck_store_memo_t *m, uint32_t gen) {
+  size_t n = 0, pos = 0;
+  void *v;
+  while (ck_strmap_next(&m->items, &pos, NULL, &v))
+    n += ((memo_item_t *)v)->gen != gen;
+  if (!n)
+    return;
+  memo_item_t **gone = malloc(n * sizeof *gone);
+  if (!gone) { /* cannot tell them apart later: forget everything */
+    ck_store_memo_clear(m);
+    return;
+  }
+  size_t k = 0;
+  pos = 0;
+  while (ck_strmap_next(&m->items, &pos, NULL, &v))
+    if (((memo_item_t *)v)->gen != gen)
+      gone[k++] = v;
+  for (size_t i = 0; i < k; i++) {
+    ck_strmap_del(&m->items, gone[i]->key);
+    memo_item_free(gone[i]);
+  }
+  free(gone);
+}
+
+int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json_t **out) {
   *out = NULL;
   json_t *arr = json_array();
   if (!arr)
     return CK_ENOMEM;
+  uint32_t gen = memo ? ++memo->gen : 0;
   pthread_rwlock_rdlock(&s->lock);
   const ck_strmap_t *m = &s->items;
   if (ns)
     members_of(s, CK_INDEX_NAMESPACE, ns, &m); /* the namespace index always exists */
   size_t n = m ? m->len : 0;
-  snap_t sn = {.n = n, .e = n ? malloc(n * sizeof *sn.e) : NULL,
-               .o = n ? calloc(n, sizeof *sn.o) : NULL};
+  /* o: the snapshot in order; the entries to parse go to sn (their
+   * places in at[]), the rest come from the memo. */
+  json_t **o = n ? calloc(n, sizeof *o) : NULL;
+  size_t *at = n ? malloc(n * sizeof *at) : NULL;
+  snap_t sn = {.e = n ? malloc(n * sizeof *sn.e) : NULL, .o = n ? calloc(n, sizeof *sn.o) : NULL};
   atomic_init(&sn.oom, false);
   int rc = 0;
-  if (n && (!sn.e || !sn.o)) {
+  if (n && (!o || !at || !sn.e || !sn.o)) {
     rc = CK_ENOMEM;
   } else if (n) {
     size_t pos = 0, k = 0;
     void *v;
-    while (ck_strmap_next(m, &pos, NULL, &v))
-      sn.e[k++] = v;
+    while (ck_strmap_next(m, &pos, NULL, &v)) {
+      entry_t *e = v;
+      memo_item_t *it = memo ? ck_strmap_get(&memo->items, key_of(e)) : NULL;
+      if (it && e->rv && it->rv == e->rv) {
+        it->gen = gen;
+        o[k] = json_incref(it->obj);
+      } else {
+        at[sn.n] = k;
+        sn.e[sn.n++] = e;
+      }
+      k++;
+    }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int width = n < SNAP_MIN || cpus < 2 ? 1 : cpus > 4 ? 4 : (int)cpus;
-    ck_parallel_for((n + SNAP_CHUNK - 1) / SNAP_CHUNK, width, snap_chunk, &sn);
+    int width = sn.n < SNAP_MIN || cpus < 2 ? 1 : cpus > 4 ? 4 : (int)cpus;
+    ck_parallel_for((sn.n + SNAP_CHUNK - 1) / SNAP_CHUNK, width, snap_chunk, &sn);
     if (atomic_load(&sn.oom))
       rc = CK_ENOMEM;
+    for (size_t i = 0; i < sn.n; i++) {
+      o[at[i]] = sn.o[i];
+      if (memo && rc == 0)
+        memo_put(memo, sn.e[i], sn.o[i], gen);
+    }
   }
   pthread_rwlock_unlock(&s->lock);
-  for (size_t i = 0; i < n && sn.o; i++)
-    if (rc == 0 && json_array_append_new(arr, sn.o[i]) != 0)
+  for (size_t i = 0; i < n && o; i++)
+    if (rc == 0 && json_array_append_new(arr, o[i]) != 0)
       rc = CK_ENOMEM;
     else if (rc != 0)
-      json_decref(sn.o[i]);
+      json_decref(o[i]);
+  free(o);
+  free(at);
   free(sn.e);
   free(sn.o);
+  if (memo && rc == 0)
+    memo_sweep(memo, gen);
   if (rc) {
     json_decref(arr);
     return rc;

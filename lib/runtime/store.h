@@ -63,8 +63,15 @@ typedef struct ck_store_mem {
 } ck_store_mem_t;
 void ck_store_mem(ck_store_t *s, ck_store_mem_t *m);
 int ck_store_list(ck_store_t *s, const char *ns, int (*fn)(void *ctx, json_t *obj), void *ctx);
-/* ck_informer_snapshot: all (or ns's) objects as a new array in *out. */
-int ck_store_snapshot(ck_store_t *s, const char *ns, json_t **out);
+/* ck_informer_snapshot(_memo): all (or ns's) objects as a new array in
+ * *out; with a memo (may be NULL), objects unchanged since its last
+ * snapshot are the memo's (shared) parses. */
+typedef struct ck_store_memo ck_store_memo_t;
+ck_store_memo_t *ck_store_memo_new(void);
+void ck_store_memo_clear(ck_store_memo_t *m);
+void ck_store_memo_free(ck_store_memo_t *m);
+size_t ck_store_memo_len(const ck_store_memo_t *m); /* objects remembered */
+int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json_t **out);
 int ck_store_by_index(ck_store_t *s, const char *index, const char *value,
                       int (*fn)(void *ctx, json_t *obj), void *ctx);
 

@@ -295,7 +295,7 @@ Test(store, snapshot_equals_list) {
     for (int k = 0; k < 4; k++) {
       json_t *list = json_array(), *snap = NULL;
       cr_assert_eq(ck_store_list(s, nss[k], append_cb, list), 0);
-      cr_assert_eq(ck_store_snapshot(s, nss[k], &snap), 0);
+      cr_assert_eq(ck_store_snapshot(s, nss[k], NULL, &snap), 0);
       cr_assert_eq(json_array_size(snap), json_array_size(list), "%s: %zu vs %zu",
                    nss[k] ? nss[k] : "all", json_array_size(snap), json_array_size(list));
       cr_assert(json_equal(snap, list), "%s differs", nss[k] ? nss[k] : "all");
@@ -303,5 +303,67 @@ Test(store, snapshot_equals_list) {
       json_decref(snap);
     }
   }
+  ck_store_free(s);
+}
+
+/* Index of the object ns/name in a snapshot, or -1. */
+static long find_in(const json_t *snap, const char *name) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(snap, i, o) {
+    const char *n = json_string_value(json_object_get(json_object_get(o, "metadata"), "name"));
+    if (n && strcmp(n, name) == 0)
+      return (long)i;
+  }
+  return -1;
+}
+
+/* A snapshot with a memo equals one without, in the same order, through
+ * adds, updates and deletes; an object whose resourceVersion did not
+ * change is the very tree of the memo's last snapshot, a changed one is a
+ * fresh parse of its new content, and deleted objects leave the memo. */
+Test(store, snapshot_memo_reuses_only_unchanged) {
+  ck_store_t *s = ck_store_new();
+  ck_store_memo_t *memo = ck_store_memo_new();
+  cr_assert_not_null(memo);
+  char name[32];
+  for (int i = 0; i < 2000; i++) { /* past SNAP_MIN: the first parse is parallel */
+    snprintf(name, sizeof name, "o-%d", i);
+    cr_assert_eq(upsert(s, obj("a", name, i + 1, NULL, 10)), CK_STORE_ADDED);
+  }
+  json_t *first = NULL, *second = NULL, *plain = NULL;
+  cr_assert_eq(ck_store_snapshot(s, "a", memo, &first), 0);
+  cr_assert_eq(ck_store_memo_len(memo), 2000);
+  /* o-5 updated (new resourceVersion, new payload), o-7 deleted, o-new added */
+  cr_assert_eq(upsert(s, obj("a", "o-5", 5000, NULL, 33)), CK_STORE_UPDATED);
+  cr_assert_eq(ck_store_delete(s, "a/o-7", 0, NULL), 1);
+  cr_assert_eq(upsert(s, obj("a", "o-new", 5001, NULL, 1)), CK_STORE_ADDED);
+  cr_assert_eq(ck_store_snapshot(s, "a", memo, &second), 0);
+  cr_assert_eq(ck_store_snapshot(s, "a", NULL, &plain), 0);
+  cr_assert(json_equal(second, plain), "a snapshot with the memo differs from one without");
+  cr_assert_eq(json_array_size(second), 2000);
+  cr_assert_eq(ck_store_memo_len(memo), 2000, "memo holds %zu", ck_store_memo_len(memo));
+  cr_assert_eq(find_in(second, "o-7"), -1);
+  long o5 = find_in(second, "o-5"), o5_then = find_in(first, "o-5");
+  cr_assert_neq(json_array_get(second, (size_t)o5), json_array_get(first, (size_t)o5_then),
+                "the updated object was not parsed again");
+  cr_assert_eq(strlen(json_string_value(json_object_get(json_array_get(second, (size_t)o5), "data"))), 33);
+  long o9 = find_in(second, "o-9"), o9_then = find_in(first, "o-9");
+  cr_assert_eq(json_array_get(second, (size_t)o9), json_array_get(first, (size_t)o9_then),
+               "an unchanged object was parsed again");
+  cr_assert_eq(json_array_get(second, (size_t)o9)->refcount, 3, "snapshots and memo share it");
+  /* Another namespace with the same memo: what it no longer sees is forgotten. */
+  json_t *none = NULL;
+  cr_assert_eq(ck_store_snapshot(s, "none", memo, &none), 0);
+  cr_assert_eq(json_array_size(none), 0);
+  cr_assert_eq(ck_store_memo_len(memo), 0);
+  ck_store_memo_clear(memo);
+  ck_store_memo_clear(memo); /* twice is fine */
+  json_decref(first);
+  json_decref(second);
+  json_decref(plain);
+  json_decref(none);
+  ck_store_memo_free(memo);
+  ck_store_memo_free(NULL);
   ck_store_free(s);
 }
