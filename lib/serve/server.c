@@ -304,10 +304,12 @@ static int start_listener(ck_server_t *s, listener_t *l, const char *what, const
   l->s = s;
   l->port = port;
   l->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0,
-                          NULL, NULL, handle, l, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+                          NULL, NULL, handle, l,
+                          /* first: libmicrohttpd logs options it reads before it */
+                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+                          MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
                           MHD_OPTION_CONNECTION_LIMIT, CONN_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
-                          CONN_TIMEOUT_S, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                          MHD_OPTION_END);
+                          CONN_TIMEOUT_S, MHD_OPTION_END);
   if (!l->d) {
     close(fd);
     return ck_error_set(err, CK_EIO, "%s address %s: cannot start the HTTP server", what, text);
