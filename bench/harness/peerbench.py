@@ -966,6 +966,7 @@ class Bench:
                     del model[name]
                     counts["delete"] += 1
             t_end = time.monotonic()
+            t_end_wall = time.time()  # to line up with the operators' logs
             if rt:
                 rt.join()
             want = set()
@@ -1007,6 +1008,7 @@ class Bench:
                  "exact": t_exact is not None and not leftover, "cm_exact": t_exact is not None,
                  "lag_s": lag_watch if lag_watch is not None else ((t_exact - t_end) if t_exact else None),
                  "lag_poll_s": (t_exact - t_end) if t_exact else None, "lag_from_watch": lag_watch is not None,
+                 "lag_watch_error": (cw.error if cw else "no watch was opened"), "end_wall": t_end_wall,
                  "missing_extra_at_timeout": last_diff,
                  "deleted_objects_left": len(leftover), "entries": len(want),
                  "cpu_s": (cpu - cpu0) if cpu is not None and cpu0 is not None else None,
