@@ -170,6 +170,19 @@ int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, aa_list_t *b
  * detects edits: v1 records keep all 64 bits, v2 records the first 24. */
 void aa_entry_hash(const json_t *entry, char out[17]);
 
+/* ---- SHA-256 (sha.c) ------------------------------------------------------ */
+
+/* The SHA-256 algorithm, fetched once per process (SHA256() and
+ * EVP_sha256() look it up on every call, which costs as much as hashing a
+ * short entry). Borrowed, never freed; NULL when OpenSSL has none. */
+const struct evp_md_st *aa_sha256_md(void);
+
+/* SHA-256 of data[0..len) into out; false when OpenSSL fails. */
+bool aa_sha256(const void *data, size_t len, unsigned char out[32]);
+
+/* The n bytes of in as 2n lower-case hex digits and a NUL into out. */
+void aa_hex(const unsigned char *in, size_t n, char *out);
+
 /* ---- Merge (merge.c, owners.c, cache.c) -------------------------------- */
 
 typedef enum aa_drift_mode {

@@ -5,9 +5,6 @@
 
 #include "util/buf.h"
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,23 +328,6 @@ static size_t canon_fast(const json_t *entry, char *buf, size_t cap) {
   return put(buf, cap, at, "}", 1);
 }
 
-/* SHA-256 fetched once: the one-shot SHA256() looks the algorithm up on
- * every call, which costs as much as hashing an entry. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void) {
-  sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-static bool sha256(const char *data, size_t len, unsigned char md[SHA256_DIGEST_LENGTH]) {
-  pthread_once(&sha256_once, sha256_fetch);
-  unsigned int n = 0;
-  if (sha256_md)
-    return EVP_Digest(data, len, md, &n, sha256_md, NULL) && n == SHA256_DIGEST_LENGTH;
-  return SHA256((const unsigned char *)data, len, md) != NULL;
-}
-
 void aa_entry_hash(const json_t *entry, char out[17]) {
   /* The bytes hashed are fixed (annotations written earlier hold these
    * hashes): compact JSON with sorted keys, as jansson writes it. Built
@@ -366,18 +346,14 @@ void aa_entry_hash(const json_t *entry, char out[17]) {
       canon = NULL;
     }
   }
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  if (!canon || len == 0 || !sha256(canon, len, md)) {
+  unsigned char md[32];
+  if (!canon || len == 0 || !aa_sha256(canon, len, md)) {
     /* Never equal to a real hash: treated as drift, which is safe. */
     memset(out, '-', 16);
+    out[16] = '\0';
   } else {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < 8; i++) {
-      out[2 * i] = hex[md[i] >> 4];
-      out[2 * i + 1] = hex[md[i] & 15];
-    }
+    aa_hex(md, 8, out);
   }
-  out[16] = '\0';
   if (canon != stack)
     free(canon);
 }

@@ -615,7 +615,7 @@ int aa_reconcile(const json_t *live, const json_t *objects, const aa_opts_t *opt
   if (!c.r)
     return ck_error_set(err, CK_ENOMEM, "out of memory");
   c.r->drift = json_array();
-  c.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+  c.sha256 = aa_sha256_md();
   c.md = EVP_MD_CTX_new();
   const json_t *base = live ? live : c.o->last_known;
   c.r->recreate = live == NULL;
@@ -659,7 +659,6 @@ int aa_reconcile(const json_t *live, const json_t *objects, const aa_opts_t *opt
   ck_strmap_free(&c.old_by_key);
   free(c.nrec);
   EVP_MD_CTX_free(c.md);
-  EVP_MD_free(c.sha256);
   if (rc) {
     aa_result_free(c.r);
     if (c.hash_failed && rc == CK_EIO)

@@ -63,7 +63,7 @@ typedef struct ctx {
   ck_strmap_t ids;   /* "ns/name" -> first obj_t with it (input order) */
   ohix_t *ohix;      /* 2n: both owner hashes of every object, sorted */
   bool ohashed;      /* oh_uid/oh_any and ohix are filled */
-  EVP_MD *sha256;
+  const EVP_MD *sha256; /* aa_sha256_md(): borrowed */
   EVP_MD_CTX *md;
   aa_list_t live[2];
   int live_slot[2];  /* the cache slot live[k] is borrowed from, or -1 (ours) */

@@ -228,7 +228,7 @@ static bool write_digest(const json_t *cm, unsigned char out[32]) {
   EVP_MD_CTX *md = EVP_MD_CTX_new();
   const json_t *ann = json_object_get(json_object_get(json_object_get(cm, "metadata"), "annotations"),
                                       AA_OWNERS_ANNOTATION);
-  bool ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+  bool ok = md && aa_sha256_md() && EVP_DigestInit_ex(md, aa_sha256_md(), NULL) == 1 &&
             digest_member(md, json_object_get(cm, "data")) == 0 &&
             digest_member(md, json_object_get(cm, "binaryData")) == 0 &&
             digest_member(md, ann) == 0 && EVP_DigestFinal_ex(md, out, NULL) == 1;

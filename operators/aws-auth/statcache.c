@@ -1,10 +1,11 @@
 /* What the AWSAuth cache keeps of each object's status: see statcache.h. */
 #include "statcache.h"
 
+#include "awsauth.h"
+
 #include "crdkit/error.h"
 #include "util/buf.h"
 
-#include <openssl/sha.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -73,21 +74,16 @@ static void put_arr(ck_buf_t *b, const json_t *a, bool null_is_empty) {
 
 static int finish(ck_buf_t *b, char out[33]) {
   out[0] = '\0';
-  unsigned char d[SHA256_DIGEST_LENGTH];
+  unsigned char d[32];
   if (b->oom) {
     ck_buf_free(b);
     return CK_ENOMEM;
   }
-  bool ok = SHA256((const unsigned char *)b->data, b->len, d) != NULL;
+  bool ok = aa_sha256(b->data, b->len, d);
   ck_buf_free(b);
   if (!ok)
     return CK_EIO;
-  static const char hex[] = "0123456789abcdef";
-  for (int i = 0; i < 16; i++) {
-    out[2 * i] = hex[d[i] >> 4];
-    out[2 * i + 1] = hex[d[i] & 15];
-  }
-  out[32] = '\0';
+  aa_hex(d, 16, out);
   return 0;
 }
 
