@@ -244,6 +244,9 @@ def section(res, pngs, notes, extras=()):
           "after which it holds exactly the entries of the objects left; the driver also polls aws-auth every 0.1 s "
           f"(at most {c['w5_settle']} s) to know it is done, and that poll's figure is given where no watch "
           "figure exists (older runs) and beside it.", "",
+          *([f"These W5 figures come from `bench/results/{os.path.basename(res['w5_from']['file'])}` "
+             f"(commit {res['w5_from']['commit']}, {res['w5_from']['date']}), a second run on a fresh apiserver: "
+             f"{res['w5_from']['why']}", ""] if res.get("w5_from") else []),
           "| | exact | lag (s) | lag by the poll (s) | CPU (s) | peak RSS (MiB) | restart took (s) | achieved rate (ops/s) |",
           "|---|---|---|---|---|---|---|---|"]
     for op in ops:
