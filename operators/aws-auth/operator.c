@@ -596,6 +596,8 @@ static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
   } else if (!ck_error_is_not_found(&err)) {
     if (!ck_error_is_conflict(&err))
       CK_WARN(COMP, key, "status: %s", err.message);
+    else /* the object changed since it was read: normal, retried */
+      CK_DEBUG(COMP, key, "status: %s; retrying", err.message);
     failed = true;
   }
   json_decref(out);
