@@ -656,7 +656,8 @@ int ck_store_list(ck_store_t *s, const char *ns, int (*fn)(void *ctx, json_t *ob
 
 typedef struct snap {
   entry_t **e; /* the entries to parse */
-  json_t **o;  /* their parses */
+  size_t *at;  /* where each one's parse goes in o */
+  json_t **o;  /* the snapshot, in order */
   size_t n;
   atomic_bool oom;
 } snap_t;
@@ -665,7 +666,7 @@ static void snap_chunk(void *ctx, size_t c) {
   snap_t *sn = ctx;
   size_t end = (c + 1) * SNAP_CHUNK < sn->n ? (c + 1) * SNAP_CHUNK : sn->n;
   for (size_t i = c * SNAP_CHUNK; i < end; i++)
-    if (!(sn->o[i] = parse(sn->e[i])))
+    if (!(sn->o[sn->at[i]] = parse(sn->e[i])))
       atomic_store(&sn->oom, true);
 }
 
@@ -767,14 +768,14 @@ int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json
   if (ns)
     members_of(s, CK_INDEX_NAMESPACE, ns, &m); /* the namespace index always exists */
   size_t n = m ? m->len : 0;
-  /* o: the snapshot in order; the entries to parse go to sn (their
-   * places in at[]), the rest come from the memo. */
-  json_t **o = n ? calloc(n, sizeof *o) : NULL;
-  size_t *at = n ? malloc(n * sizeof *at) : NULL;
-  snap_t sn = {.e = n ? malloc(n * sizeof *sn.e) : NULL, .o = n ? calloc(n, sizeof *sn.o) : NULL};
+  /* sn.o: the snapshot in order; the entries to parse go to sn.e (their
+   * places in sn.at), the rest come from the memo. */
+  snap_t sn = {.e = n ? malloc(n * sizeof *sn.e) : NULL, .at = n ? malloc(n * sizeof *sn.at) : NULL,
+               .o = n ? calloc(n, sizeof *sn.o) : NULL};
+  json_t **o = sn.o;
   atomic_init(&sn.oom, false);
   int rc = 0;
-  if (n && (!o || !at || !sn.e || !sn.o)) {
+  if (n && (!o || !sn.at || !sn.e)) {
     rc = CK_ENOMEM;
   } else if (n) {
     size_t pos = 0, k = 0;
@@ -786,7 +787,7 @@ int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json
         it->gen = gen;
         o[k] = json_incref(it->obj);
       } else {
-        at[sn.n] = k;
+        sn.at[sn.n] = k;
         sn.e[sn.n++] = e;
       }
       k++;
@@ -796,11 +797,8 @@ int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json
     ck_parallel_for((sn.n + SNAP_CHUNK - 1) / SNAP_CHUNK, width, snap_chunk, &sn);
     if (atomic_load(&sn.oom))
       rc = CK_ENOMEM;
-    for (size_t i = 0; i < sn.n; i++) {
-      o[at[i]] = sn.o[i];
-      if (memo && rc == 0)
-        memo_put(memo, sn.e[i], sn.o[i], gen);
-    }
+    for (size_t i = 0; memo && rc == 0 && i < sn.n; i++)
+      memo_put(memo, sn.e[i], o[sn.at[i]], gen);
   }
   pthread_rwlock_unlock(&s->lock);
   for (size_t i = 0; i < n && o; i++)
@@ -809,9 +807,8 @@ int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json
     else if (rc != 0)
       json_decref(o[i]);
   free(o);
-  free(at);
+  free(sn.at);
   free(sn.e);
-  free(sn.o);
   if (memo && rc == 0)
     memo_sweep(memo, gen);
   if (rc) {

@@ -170,6 +170,9 @@ int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, aa_list_t *b
  * detects edits: v1 records keep all 64 bits, v2 records the first 24. */
 void aa_entry_hash(const json_t *entry, char out[17]);
 
+/* qsort comparator for an array of C strings (parse.c). */
+int aa_cmp_strp(const void *a, const void *b);
+
 /* ---- SHA-256 (sha.c) ------------------------------------------------------ */
 
 /* The SHA-256 algorithm, fetched once per process (SHA256() and

@@ -36,7 +36,7 @@ static bool name_matches(const char *key, const char *field) {
   return *k == '\0';
 }
 
-static int cmp_str(const void *a, const void *b) {
+int aa_cmp_strp(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
@@ -66,7 +66,7 @@ static const char **matching_keys(json_t *obj, const char *field, size_t *n) {
     v[(*n)++] = k;
   }
   if (*n > 1)
-    qsort(v, *n, sizeof *v, cmp_str);
+    qsort(v, *n, sizeof *v, aa_cmp_strp);
   return v;
 }
 
