@@ -29,7 +29,12 @@ Environment: OPS (default "crdkit controller-runtime kube-rs kopf"), RUNS (3;
 W1 and W3), RUNS_LONG (RUNS; W4+W2 and W5), N (1000), M (10000), THREADS (8),
 W2_SECONDS (60), W3_UPDATES (200), W5_SECONDS (300), W5_RATE (50),
 W1_TIMEOUT (300), W4_TIMEOUT (600), W5_SETTLE (180), WORKLOADS (default
-"W1 W3 W4 W5"), LABEL (free text stored with the results).
+"W1 W3 W4 W5"), LABEL (free text stored with the results), APISERVER_MAX_MIB
+(half the machine's memory).
+The apiserver: restarted before every W4+W2 (etcd keeps its data), its RSS
+sampled during W4+W2 (its peak is the load the operator puts on it); past
+APISERVER_MAX_MIB the operator is stopped and W4/W2 recorded as stopped, so
+one peer cannot take the machine, and the rest of the run, down with it.
 Diagnostics: CRDKIT_BENCH_BIN (another crdkit binary, e.g. a baseline build),
 CRDKIT_ARGS (extra flags), PERF_RECORD=PREFIX (perf record crdkit;
 PERF_CALLGRAPH: fp, the default, or dwarf).
@@ -374,6 +379,61 @@ def mem_detail(pid):
     return out
 
 
+def apiserver_pid(cluster_dir):
+    """The pid of the test apiserver (`testcluster apiserver ... DIR ...`), or None."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 1 and argv[0].endswith(b"testcluster") and argv[1] == b"apiserver" \
+                and any(cluster_dir.encode() in a for a in argv):
+            return int(d)
+    return None
+
+
+class ApiserverMeter:
+    """Samples the test apiserver's RSS every 0.5 s while a workload runs: its
+    peak is the load an operator puts on the apiserver, and past `limit_kib`
+    `over` is set, so the workload stops before the machine runs out of memory
+    (the apiserver answering 10,000 concurrent reads of a 1 MB ConfigMap grows
+    by gigabytes). Does nothing without a local testenv (cluster_dir None)."""
+
+    def __init__(self, cluster_dir, limit_kib):
+        self.dir, self.limit = cluster_dir, limit_kib
+        self.peak = None
+        self.over = threading.Event()
+        self.stop_ev = threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        if cluster_dir:
+            self.t.start()
+
+    def _run(self):
+        pid = None
+        while not self.stop_ev.is_set():
+            if pid is None or not os.path.exists(f"/proc/{pid}"):
+                pid = apiserver_pid(self.dir)
+            rss = proc_mem(pid)[0] if pid else None
+            if rss:
+                self.peak = max(self.peak or 0, rss)
+                if rss > self.limit:
+                    self.over.set()
+            self.stop_ev.wait(0.5)
+
+    def take(self):
+        """The peak since the last take (KiB, None when not measured)."""
+        p, self.peak = self.peak, None
+        return p
+
+    def close(self):
+        self.stop_ev.set()
+        if self.t.is_alive():
+            self.t.join()
+
+
 class Operator:
     def __init__(self, op, ns, logdir, kubeconfig):
         self.op, self.ns = op, ns
@@ -444,11 +504,12 @@ class Operator:
         except Exception:  # noqa: BLE001
             return None
 
-    def wait_idle(self, window=1.0, timeout=30.0):
-        """Waits until the process used < 2% CPU over `window`; returns its CPU seconds."""
+    def wait_idle(self, window=1.0, timeout=30.0, stop=None):
+        """Waits until the process used < 2% CPU over `window` (or `stop`, an
+        Event, is set); returns its CPU seconds."""
         end = time.monotonic() + timeout
         last = self.cpu()
-        while time.monotonic() < end and self.alive():
+        while time.monotonic() < end and self.alive() and not (stop and stop.is_set()):
             time.sleep(window)
             now = self.cpu()
             if now is None or last is None or now - last < 0.02 * window:
@@ -592,12 +653,15 @@ class Bench:
         self.w1_timeout = env_int("W1_TIMEOUT", 300)
         self.w4_timeout = env_int("W4_TIMEOUT", 600)
         self.w5_settle = env_int("W5_SETTLE", 180)
+        mem_kib = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1))
+        self.apiserver_max_mib = env_int("APISERVER_MAX_MIB", mem_kib // 2048)
         self.workloads = os.environ.get("WORKLOADS", "W1 W3 W4 W5").split()
         self.logdir = os.path.join(TOP, "build/bench/peers-logs")
         os.makedirs(self.logdir, exist_ok=True)
         self.res = {"config": {k: getattr(self, k) for k in
                                ("ops", "runs", "runs_long", "N", "M", "threads", "w2s", "w3n", "w5s",
-                                "w5rate", "w1_timeout", "w4_timeout", "w5_settle", "workloads")},
+                                "w5rate", "w1_timeout", "w4_timeout", "w5_settle", "workloads",
+                                "apiserver_max_mib")},
                     "label": os.environ.get("LABEL", ""),
                     "machine": machine(self.kube), "versions": versions(),
                     "W1": {}, "W3": {}, "W4": {}, "W2": {}, "W5": {}, "floor": {"W1": [], "W3": [], "W4": []},
@@ -609,6 +673,21 @@ class Bench:
             with open(self.out + ".tmp", "w") as f:
                 json.dump(self.res, f, indent=1)
             os.replace(self.out + ".tmp", self.out)
+
+    def restart_apiserver(self):
+        """Restarts the test apiserver (etcd keeps its data) and waits until it
+        is ready again: {"answer" or "error", "seconds"}."""
+        out = {}
+        t = time.monotonic()
+        try:
+            req = urllib.request.Request(self.env["CRDKIT_TEST_CONTROL"] + "/apiserver/restart",
+                                         method="POST", data=b"")
+            with urllib.request.urlopen(req, timeout=120) as resp:
+                out["answer"] = resp.read().decode()
+        except Exception as e:  # noqa: BLE001
+            out["error"] = repr(e)
+        out["seconds"] = time.monotonic() - t
+        return out
 
     def ready_with(self, op_proc, watch, name, timeout=120):
         """Creates the warm-up object and waits until the ConfigMap holds it."""
@@ -770,8 +849,14 @@ class Bench:
     # ---- W4 + W2 ----
     def w4(self, op, run):
         kube = self.kube
+        # Every W4+W2 starts on a freshly started apiserver: what one operator
+        # made it hold (the apiserver grows by gigabytes under some peers) is
+        # not charged to the next one.
+        fresh = self.restart_apiserver() if "CRDKIT_TEST_CONTROL" in self.env else None
         ns = new_namespace(kube, "w4")
         proc = w = None
+        meter = ApiserverMeter(self.env.get("CRDKIT_TEST_CLUSTER_DIR"), self.apiserver_max_mib * 1024)
+        stopped = None
         try:
             names = [f"w4-{i:05d}" for i in range(self.M)]
             t0, t1, errs = create_many(kube, ns, names, self.threads)
@@ -796,6 +881,7 @@ class Bench:
             needle = ":role/w4-"
             w = Watch(kube, cm_path(ns), lambda o: cm_text(o).count(needle), name=CM)
             w.start()
+            base_kib = meter.take()
             proc = Operator(op, ns, self.logdir, self.kubeconfig)
             ts = proc.t_start
             t_synced = None
@@ -803,6 +889,9 @@ class Bench:
             t_all = None
             deadline = ts + self.w4_timeout
             while time.monotonic() < deadline and proc.alive():
+                if meter.over.is_set():
+                    stopped = f"stopped: the apiserver's RSS passed {self.apiserver_max_mib} MiB"
+                    break
                 if t_synced is None:
                     s = proc.synced()
                     if s:
@@ -823,33 +912,57 @@ class Bench:
                   "synced_s": (t_synced - ts) if t_synced else None,
                   "first_write_s": (t_first - ts) if t_first else None,
                   "all_s": (t_all - ts) if t_all else None, "reached": reached,
-                  "writes": writes, "cpu_to_converge_s": cpu_conv, "alive": proc.alive()}
-            cpu_idle0 = proc.wait_idle(1.0, 60)
+                  "writes": writes, "cpu_to_converge_s": cpu_conv, "alive": proc.alive(),
+                  "apiserver_restart": fresh, "apiserver_base_kib": base_kib}
+            if not stopped:
+                cpu_idle0 = proc.wait_idle(1.0, 60, meter.over)
+                r4["cpu_until_idle_s"] = cpu_idle0
             rss, hwm = proc.mem()
-            r4["cpu_until_idle_s"] = cpu_idle0
             r4["hwm_kib"] = hwm
+            r4["apiserver_peak_kib"] = meter.take()
+            if stopped:
+                r4["stopped"] = stopped
+                log(f"W4 {op}: {stopped}")
             log(f"W4 {op}: synced {r4['synced_s']}, first write {r4['first_write_s']}, all {r4['all_s']} "
-                f"(reached {reached}/{self.M}), writes {writes}, cpu {cpu_conv}")
+                f"(reached {reached}/{self.M}), writes {writes}, cpu {cpu_conv}, "
+                f"apiserver peak {r4['apiserver_peak_kib']} KiB")
             self.res["W4"].setdefault(op, []).append(r4)
             # W2: idle with the M objects cached
+            if stopped:
+                self.res["W2"].setdefault(op, []).append({"run": run, "objects": self.M, "stopped": stopped})
+                return
             w0 = len(w.events)
             c0 = proc.cpu()
-            time.sleep(self.w2s)
+            w2_end = time.monotonic() + self.w2s
+            while time.monotonic() < w2_end and not meter.over.is_set():
+                time.sleep(min(0.5, max(0.0, w2_end - time.monotonic())))
             c1 = proc.cpu()
             rss, hwm = proc.mem()
-            r2 = {"run": run, "objects": self.M, "converged": t_all is not None, "seconds": self.w2s,
+            window = self.w2s - max(0.0, w2_end - time.monotonic())
+            if meter.over.is_set():
+                stopped = f"stopped after {window:.0f} s: the apiserver's RSS passed {self.apiserver_max_mib} MiB"
+            r2 = {"run": run, "objects": self.M, "converged": t_all is not None, "seconds": window,
                   "cpu_s": (c1 - c0) if c1 is not None and c0 is not None else None,
-                  "rss_kib": rss, "hwm_kib": hwm, "writes": len(w.events) - w0}
+                  "rss_kib": rss, "hwm_kib": hwm, "writes": len(w.events) - w0,
+                  "apiserver_peak_kib": meter.take()}
+            if stopped:
+                r2["stopped"] = stopped
+                log(f"W2 {op}: {stopped}")
             r2["mem_detail"] = mem_detail(proc.pid)
             if op == "crdkit":
                 r2["metrics"] = pick_metrics(proc.metrics())
-            log(f"W2 {op}: rss {rss} KiB, cpu {r2['cpu_s']} s over {self.w2s}s, writes {r2['writes']}")
+            log(f"W2 {op}: rss {rss} KiB, cpu {r2['cpu_s']} s over {window:.0f} s, writes {r2['writes']}, "
+                f"apiserver peak {r2['apiserver_peak_kib']} KiB")
             self.res["W2"].setdefault(op, []).append(r2)
         finally:
             if w:
                 w.close()
             if proc:
                 proc.stop()
+            meter.close()
+            if stopped:  # give the memory back before the cleanup and the next workload
+                self.res["restarts"].append({"workload": "W4", "op": op, "run": run, "why": stopped,
+                                             **self.restart_apiserver()})
             drop_namespace(kube, ns)
             self.save()
 
@@ -906,15 +1019,7 @@ class Bench:
             restart = {}
 
             def do_restart():
-                t = time.monotonic()
-                try:
-                    req = urllib.request.Request(self.env["CRDKIT_TEST_CONTROL"] + "/apiserver/restart",
-                                                 method="POST", data=b"")
-                    with urllib.request.urlopen(req, timeout=120) as resp:
-                        restart["answer"] = resp.read().decode()
-                except Exception as e:  # noqa: BLE001
-                    restart["error"] = repr(e)
-                restart["seconds"] = time.monotonic() - t
+                restart.update(self.restart_apiserver())
             rt = None
             cw = None  # a watch of aws-auth, opened once the restart is over: the lag's clock
             t0 = time.monotonic()
@@ -1046,6 +1151,8 @@ class Bench:
             self.out = os.path.join(TOP, "bench/results", f"{d}-{host}-{time.strftime('%H%M%S')}.json")
         self.res["started"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         log(f"results: {self.out}")
+        if "CRDKIT_TEST_CONTROL" in self.env:  # a testenv up for hours holds what earlier runs made it grow to
+            self.res["restarts"].append({"workload": "start", **self.restart_apiserver()})
         self.ensure_crd()
         jobs = []
         # ABAB: every round runs each operator once, the floor first

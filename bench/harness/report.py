@@ -306,22 +306,41 @@ def w2_state(rs):
     return "; ".join(out)
 
 
+def measured(rows):
+    """The rounds that ran to the end (not stopped for the apiserver's memory)."""
+    return [r for r in rows or [] if not r.get("stopped")]
+
+
+def stopped(rows):
+    return "; ".join(r["stopped"] for r in rows or [] if r.get("stopped"))
+
+
+def apiserver_peak(res, op, r4):
+    """The apiserver's peak RSS over a W4 round and the W2 after it (KiB)."""
+    ps = [r4.get("apiserver_peak_kib")] + [r2.get("apiserver_peak_kib") for r2 in res["W2"].get(op) or []
+                                           if r2["run"] == r4["run"]]
+    ps = [p for p in ps if p is not None]
+    return max(ps) if ps else None
+
+
 def w2_table(res, ops, c, title=''):
     L = []
     f4 = res['floor']['W4']
     L += [f"### W2 idle: {c['M']} AWSAuth cached{title}", "",
           f"Measured right after W4 (converged or timed out) and the operator idle (below 2% CPU over 1 s, at most 60 s), over {c['w2s']} s. For scale: the {c['M']} objects are "
           f"{fmt([r['compact_json_bytes'] for r in f4], 1 / 1048576, 1, ' MiB')} of compact JSON as the apiserver returns them.", "",
-          "| | RSS (MiB) | ratio to crdkit | CPU over the window (s) | ConfigMap writes | state during the window |", "|---|---|---|---|---|---|"]
-    crss = med([r["rss_kib"] for r in res["W2"].get("crdkit") or []])
+          "| | RSS (MiB) | ratio to crdkit | CPU over the window (s) | ConfigMap writes | state during the window |",
+          "|---|---|---|---|---|---|"]
+    crss = med([r["rss_kib"] for r in measured(res["W2"].get("crdkit"))])
     for op in ops:
-        rs = res["W2"].get(op) or []
+        rs = measured(res["W2"].get(op))
+        why = stopped(res["W2"].get(op))
         if not rs:
-            L.append(f"| {op} | {gone(res, 'W4', op)} | | | | |")
+            L.append(f"| {op} | {why or gone(res, 'W4', op)} | | | | |")
             continue
         L.append(f"| {op} | {fmt([r['rss_kib'] for r in rs], 1 / 1024, 1)} | {ratio(med([r['rss_kib'] for r in rs]), crss)} "
                  f"| {fmt([r['cpu_s'] for r in rs])} | {fmt([r['writes'] for r in rs], nd=0)} "
-                 f"| {w2_state(rs)} |")
+                 f"| {w2_state(rs)}{'; ' + why if why else ''} |")
     L.append("")
     return L
 
@@ -334,26 +353,36 @@ def w4_table(res, ops, c, title=''):
     L += [f"### W4 start-up: {c['M']} existing AWSAuth{title}", "",
           "From process start. \"Synced\" is what the operator says: crdkit's `/readyz` (200 once its caches "
           "are synced), controller-runtime's `Starting workers` log line (after its cache sync); kube-rs "
-          "and kopf expose nothing comparable (n/a).", "",
-          "| | synced (s) | first write (s) | all in aws-auth (s) | ratio to floor (all) | writes | CPU until then (s) |",
-          "|---|---|---|---|---|---|---|"]
+          "and kopf expose nothing comparable (n/a)."
+          + ("" if not any(r.get("apiserver_restart") for rs in res["W4"].values() for r in rs) else
+             " Each round starts on a freshly restarted apiserver; its peak RSS from the operator's start to "
+             "the end of W2 is the load the operator puts on it (before the operator, creating the objects: "
+             f"{fmt([r.get('apiserver_base_kib') for rs in res['W4'].values() for r in rs], 1 / 1024, 0, ' MiB')})."),
+          "",
+          "| | synced (s) | first write (s) | all in aws-auth (s) | ratio to floor (all) | writes | CPU until then (s) "
+          "| apiserver peak RSS, W4+W2 (MiB) |",
+          "|---|---|---|---|---|---|---|---|"]
     for op in ops:
         rs = res["W4"].get(op) or []
         if not rs:
-            L.append(f"| {op} | {gone(res, 'W4', op)} | | | | | |")
+            L.append(f"| {op} | {gone(res, 'W4', op)} | | | | | | |")
             continue
         a = med([r["all_s"] for r in rs])
-        nc = [r for r in rs if r["all_s"] is None]
+        nc = [r for r in rs if r["all_s"] is None and not r.get("stopped")]
+        why = stopped(rs)
         L.append(f"| {op} | {fmt([r['synced_s'] for r in rs], nd=3)} | {fmt([r['first_write_s'] for r in rs], nd=3)} "
                  f"| {fmt([r['all_s'] for r in rs], nd=3)}"
-                 f"{'' if not nc else ' (not converged in %d s: %s of %d)' % (c['w4_timeout'], ', '.join(str(r['reached']) for r in nc), c['M'])} "
-                 f"| {ratio(a, fl4)} | {fmt([r['writes'] for r in rs], nd=0)} | {fmt([r['cpu_to_converge_s'] for r in rs])} |")
-    L.append(f"| floor (LIST, pages of 500) | | | {fmt([r['list_s'] for r in f4], nd=3)} | 1x | | |")
+                 f"{'' if not nc else ' (not converged in %d s: %s of %d)' % (c['w4_timeout'], ', '.join(str(r['reached']) for r in nc), c['M'])}"
+                 f"{' (' + why + ')' if why else ''} "
+                 f"| {ratio(a, fl4)} | {fmt([r['writes'] for r in rs], nd=0)} | {fmt([r['cpu_to_converge_s'] for r in rs])} "
+                 f"| {fmt([apiserver_peak(res, op, r) for r in rs], 1 / 1024, 0)} |")
+    L.append(f"| floor (LIST, pages of 500) | | | {fmt([r['list_s'] for r in f4], nd=3)} | 1x | | | |")
     L.append("")
     return L
 
 
 def goals(res, ops):
+    res = dict(res, W2={op: measured(rs) for op, rs in res["W2"].items()})
     c = res["config"]
     out = []
     peers = [o for o in ops if o != "crdkit"]
