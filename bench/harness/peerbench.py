@@ -29,12 +29,14 @@ Environment: OPS (default "crdkit controller-runtime kube-rs kopf"), RUNS (3;
 W1 and W3), RUNS_LONG (RUNS; W4+W2 and W5), N (1000), M (10000), THREADS (8),
 W2_SECONDS (60), W3_UPDATES (200), W5_SECONDS (300), W5_RATE (50),
 W1_TIMEOUT (300), W4_TIMEOUT (600), W5_SETTLE (180), WORKLOADS (default
-"W1 W3 W4 W5"), LABEL (free text stored with the results), APISERVER_MAX_MIB
-(half the machine's memory).
-The apiserver: restarted before every W4+W2 (etcd keeps its data), its RSS
-sampled during W4+W2 (its peak is the load the operator puts on it); past
-APISERVER_MAX_MIB the operator is stopped and W4/W2 recorded as stopped, so
-one peer cannot take the machine, and the rest of the run, down with it.
+"W1 W3 W4 W5"), LABEL (free text stored with the results),
+CONTROL_PLANE_MAX_MIB (half the machine's memory).
+The control plane: the apiserver is restarted before every W4+W2 (etcd
+keeps its data); the RSS of the apiserver and of etcd is sampled during
+W4+W2 (their peaks are the load the operator puts on them); once the two
+pass CONTROL_PLANE_MAX_MIB the operator is stopped and W4/W2 recorded as
+stopped, so one peer cannot take the machine, and the rest of the run,
+down with it.
 Diagnostics: CRDKIT_BENCH_BIN (another crdkit binary, e.g. a baseline build),
 CRDKIT_ARGS (extra flags), PERF_RECORD=PREFIX (perf record crdkit;
 PERF_CALLGRAPH: fp, the default, or dwarf).
@@ -379,8 +381,11 @@ def mem_detail(pid):
     return out
 
 
-def apiserver_pid(cluster_dir):
-    """The pid of the test apiserver (`testcluster apiserver ... DIR ...`), or None."""
+def control_plane_pids(cluster_dir):
+    """{"apiserver": pid, "etcd": pid} of the test control plane: etcd runs
+    inside `testcluster up --dir DIR`, the apiserver is its child
+    `testcluster apiserver ... DIR ...`."""
+    out = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
@@ -389,22 +394,27 @@ def apiserver_pid(cluster_dir):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if len(argv) > 1 and argv[0].endswith(b"testcluster") and argv[1] == b"apiserver" \
-                and any(cluster_dir.encode() in a for a in argv):
-            return int(d)
-    return None
+        if len(argv) > 1 and argv[0].endswith(b"testcluster") and any(cluster_dir.encode() in a for a in argv):
+            if argv[1] == b"apiserver":
+                out["apiserver"] = int(d)
+            elif argv[1] == b"up":
+                out["etcd"] = int(d)
+    return out
 
 
-class ApiserverMeter:
-    """Samples the test apiserver's RSS every 0.5 s while a workload runs: its
-    peak is the load an operator puts on the apiserver, and past `limit_kib`
-    `over` is set, so the workload stops before the machine runs out of memory
-    (the apiserver answering 10,000 concurrent reads of a 1 MB ConfigMap grows
-    by gigabytes). Does nothing without a local testenv (cluster_dir None)."""
+class ControlPlaneMeter:
+    """Samples the RSS of the test apiserver and of etcd every 0.25 s while
+    a workload runs: their peaks are the load an operator puts on the
+    control plane, and once the two together pass `limit_kib` `over` is
+    set, so the workload stops before the machine runs out of memory (an
+    operator that reads a 1 MB ConfigMap from 10,000 reconciles at once
+    takes both to gigabytes; with no swap the machine then thrashes until
+    the OOM killer ends etcd). Does nothing without a local testenv
+    (cluster_dir None)."""
 
     def __init__(self, cluster_dir, limit_kib):
         self.dir, self.limit = cluster_dir, limit_kib
-        self.peak = None
+        self.peak = {}
         self.over = threading.Event()
         self.stop_ev = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
@@ -412,21 +422,25 @@ class ApiserverMeter:
             self.t.start()
 
     def _run(self):
-        pid = None
+        pids = {}
         while not self.stop_ev.is_set():
-            if pid is None or not os.path.exists(f"/proc/{pid}"):
-                pid = apiserver_pid(self.dir)
-            rss = proc_mem(pid)[0] if pid else None
+            if len(pids) < 2 or not all(os.path.exists(f"/proc/{p}") for p in pids.values()):
+                pids = control_plane_pids(self.dir)
+            rss = {k: proc_mem(p)[0] for k, p in pids.items()}
+            rss = {k: v for k, v in rss.items() if v}
             if rss:
-                self.peak = max(self.peak or 0, rss)
-                if rss > self.limit:
+                rss["total"] = sum(rss.values())
+                for k, v in rss.items():
+                    self.peak[k] = max(self.peak.get(k, 0), v)
+                if rss["total"] > self.limit:
                     self.over.set()
-            self.stop_ev.wait(0.5)
+            self.stop_ev.wait(0.25)
 
     def take(self):
-        """The peak since the last take (KiB, None when not measured)."""
-        p, self.peak = self.peak, None
-        return p
+        """The peaks since the last take (KiB): {"apiserver", "etcd", "total"}
+        (each None when not measured)."""
+        p, self.peak = self.peak, {}
+        return {k: p.get(k) for k in ("apiserver", "etcd", "total")}
 
     def close(self):
         self.stop_ev.set()
@@ -654,14 +668,14 @@ class Bench:
         self.w4_timeout = env_int("W4_TIMEOUT", 600)
         self.w5_settle = env_int("W5_SETTLE", 180)
         mem_kib = int(re.search(r"MemTotal:\s+(\d+)", open("/proc/meminfo").read()).group(1))
-        self.apiserver_max_mib = env_int("APISERVER_MAX_MIB", mem_kib // 2048)
+        self.control_plane_max_mib = env_int("CONTROL_PLANE_MAX_MIB", mem_kib // 2048)
         self.workloads = os.environ.get("WORKLOADS", "W1 W3 W4 W5").split()
         self.logdir = os.path.join(TOP, "build/bench/peers-logs")
         os.makedirs(self.logdir, exist_ok=True)
         self.res = {"config": {k: getattr(self, k) for k in
                                ("ops", "runs", "runs_long", "N", "M", "threads", "w2s", "w3n", "w5s",
                                 "w5rate", "w1_timeout", "w4_timeout", "w5_settle", "workloads",
-                                "apiserver_max_mib")},
+                                "control_plane_max_mib")},
                     "label": os.environ.get("LABEL", ""),
                     "machine": machine(self.kube), "versions": versions(),
                     "W1": {}, "W3": {}, "W4": {}, "W2": {}, "W5": {}, "floor": {"W1": [], "W3": [], "W4": []},
@@ -855,7 +869,7 @@ class Bench:
         fresh = self.restart_apiserver() if "CRDKIT_TEST_CONTROL" in self.env else None
         ns = new_namespace(kube, "w4")
         proc = w = None
-        meter = ApiserverMeter(self.env.get("CRDKIT_TEST_CLUSTER_DIR"), self.apiserver_max_mib * 1024)
+        meter = ControlPlaneMeter(self.env.get("CRDKIT_TEST_CLUSTER_DIR"), self.control_plane_max_mib * 1024)
         stopped = None
         try:
             names = [f"w4-{i:05d}" for i in range(self.M)]
@@ -890,7 +904,7 @@ class Bench:
             deadline = ts + self.w4_timeout
             while time.monotonic() < deadline and proc.alive():
                 if meter.over.is_set():
-                    stopped = f"stopped: the apiserver's RSS passed {self.apiserver_max_mib} MiB"
+                    stopped = f"stopped: apiserver + etcd RSS passed {self.control_plane_max_mib} MiB"
                     break
                 if t_synced is None:
                     s = proc.synced()
@@ -913,19 +927,19 @@ class Bench:
                   "first_write_s": (t_first - ts) if t_first else None,
                   "all_s": (t_all - ts) if t_all else None, "reached": reached,
                   "writes": writes, "cpu_to_converge_s": cpu_conv, "alive": proc.alive(),
-                  "apiserver_restart": fresh, "apiserver_base_kib": base_kib}
+                  "apiserver_restart": fresh, "control_plane_base_kib": base_kib}
             if not stopped:
                 cpu_idle0 = proc.wait_idle(1.0, 60, meter.over)
                 r4["cpu_until_idle_s"] = cpu_idle0
             rss, hwm = proc.mem()
             r4["hwm_kib"] = hwm
-            r4["apiserver_peak_kib"] = meter.take()
+            r4["control_plane_peak_kib"] = meter.take()
             if stopped:
                 r4["stopped"] = stopped
                 log(f"W4 {op}: {stopped}")
             log(f"W4 {op}: synced {r4['synced_s']}, first write {r4['first_write_s']}, all {r4['all_s']} "
                 f"(reached {reached}/{self.M}), writes {writes}, cpu {cpu_conv}, "
-                f"apiserver peak {r4['apiserver_peak_kib']} KiB")
+                f"control plane peak {r4['control_plane_peak_kib']} KiB")
             self.res["W4"].setdefault(op, []).append(r4)
             # W2: idle with the M objects cached
             if stopped:
@@ -940,11 +954,11 @@ class Bench:
             rss, hwm = proc.mem()
             window = self.w2s - max(0.0, w2_end - time.monotonic())
             if meter.over.is_set():
-                stopped = f"stopped after {window:.0f} s: the apiserver's RSS passed {self.apiserver_max_mib} MiB"
+                stopped = f"stopped after {window:.0f} s: apiserver + etcd RSS passed {self.control_plane_max_mib} MiB"
             r2 = {"run": run, "objects": self.M, "converged": t_all is not None, "seconds": window,
                   "cpu_s": (c1 - c0) if c1 is not None and c0 is not None else None,
                   "rss_kib": rss, "hwm_kib": hwm, "writes": len(w.events) - w0,
-                  "apiserver_peak_kib": meter.take()}
+                  "control_plane_peak_kib": meter.take()}
             if stopped:
                 r2["stopped"] = stopped
                 log(f"W2 {op}: {stopped}")
@@ -952,7 +966,7 @@ class Bench:
             if op == "crdkit":
                 r2["metrics"] = pick_metrics(proc.metrics())
             log(f"W2 {op}: rss {rss} KiB, cpu {r2['cpu_s']} s over {window:.0f} s, writes {r2['writes']}, "
-                f"apiserver peak {r2['apiserver_peak_kib']} KiB")
+                f"control plane peak {r2['control_plane_peak_kib']} KiB")
             self.res["W2"].setdefault(op, []).append(r2)
         finally:
             if w:
