@@ -92,6 +92,15 @@ int ck_informer_new(ck_client_t *c, const ck_resource_t *res, const ck_informer_
  * handler id (>= 0) or CK_ENOMEM. */
 int ck_informer_add_handler(ck_informer_t *inf, ck_informer_handler_fn fn, void *ctx);
 
+/* The same with flags (CK_EINVAL for unknown ones):
+ * CK_HANDLER_NO_OLD: the handler does not read `old`, and gets NULL. When
+ * no handler reads it, an update does not parse the previous object from
+ * the cache: for large objects (one ConfigMap of 100 KB written over and
+ * over) that parse is most of what an update costs. */
+#define CK_HANDLER_NO_OLD 1u
+int ck_informer_add_handler_flags(ck_informer_t *inf, ck_informer_handler_fn fn, void *ctx,
+                                  unsigned flags);
+
 /* Stop calling that handler. Returns after any running call finished
  * (do not call it from inside a handler). */
 void ck_informer_remove_handler(ck_informer_t *inf, int id);
@@ -166,6 +175,17 @@ void ck_informer_memo_free(ck_informer_memo_t *memo);
 int ck_informer_snapshot_memo(ck_informer_t *inf, const char *ns, ck_informer_memo_t *memo,
                               json_t **out);
 
+/* ck_informer_get with a memo: when the cached object's resourceVersion
+ * is the one the memo holds for it, the memo's json_t (a new reference,
+ * shared: never modify it); else a fresh parse, which the memo then
+ * keeps. For an object read over and over while it rarely changes (one
+ * large ConfigMap), so it is parsed once per version. NULL when not
+ * cached or out of memory. The memo's other rules are as above; a memo
+ * used for snapshots forgets what a snapshot did not return, so use a
+ * separate one here. */
+json_t *ck_informer_get_memo(ck_informer_t *inf, const char *ns, const char *name,
+                             ck_informer_memo_t *memo);
+
 /* Same for the objects whose index `index` has value `value`. Returns
  * CK_EINVAL for an unknown index. */
 int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *value,
@@ -179,6 +199,10 @@ int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *valu
  * selectors (or only field selectors on metadata.name/metadata.namespace
  * that it matches) and watches its namespace. `obj` is borrowed. */
 void ck_informer_observe(ck_informer_t *inf, const json_t *obj);
+/* The same, and when the cache takes obj the memo (may be NULL) keeps
+ * the cached copy, so ck_informer_get_memo of that version parses
+ * nothing. `obj` is borrowed. */
+void ck_informer_observe_memo(ck_informer_t *inf, const json_t *obj, ck_informer_memo_t *memo);
 
 /* The resource this informer caches (borrowed). */
 const ck_resource_t *ck_informer_resource(const ck_informer_t *inf);

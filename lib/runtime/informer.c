@@ -20,6 +20,7 @@ typedef struct handler {
   int id;
   ck_informer_handler_fn fn;
   void *ctx;
+  unsigned flags; /* CK_HANDLER_* */
 } handler_t;
 
 typedef struct reflector {
@@ -89,15 +90,19 @@ static void dispatch(ck_informer_t *inf, ck_informer_event_t ev, const json_t *o
                      const json_t *obj) {
   pthread_mutex_lock(&inf->hmu);
   for (size_t i = 0; i < inf->nhandlers; i++)
-    inf->handlers[i].fn(inf->handlers[i].ctx, ev, old, obj);
+    inf->handlers[i].fn(inf->handlers[i].ctx, ev,
+                        inf->handlers[i].flags & CK_HANDLER_NO_OLD ? NULL : old, obj);
   pthread_mutex_unlock(&inf->hmu);
 }
 
-static bool have_handlers(ck_informer_t *inf) {
+/* Whether an update must bring the previous object: some handler reads it. */
+static bool want_old(ck_informer_t *inf) {
   pthread_mutex_lock(&inf->hmu);
-  bool h = inf->nhandlers > 0;
+  bool w = false;
+  for (size_t i = 0; i < inf->nhandlers && !w; i++)
+    w = !(inf->handlers[i].flags & CK_HANDLER_NO_OLD);
   pthread_mutex_unlock(&inf->hmu);
-  return h;
+  return w;
 }
 
 /* Take ownership of obj; return what the cache should hold (or NULL). */
@@ -116,14 +121,17 @@ static json_t *prepare(ck_informer_t *inf, json_t *obj) {
   return obj;
 }
 
-/* Store obj (owned) and tell the handlers. */
-static void apply(ck_informer_t *inf, json_t *obj, uint32_t mark, bool only_newer) {
+/* Store obj (owned) and tell the handlers. kept (may be NULL): a new
+ * reference to what the cache now holds when it took obj, else NULL. */
+static void apply_kept(ck_informer_t *inf, json_t *obj, uint32_t mark, bool only_newer,
+                       json_t **kept) {
   obj = prepare(inf, obj);
   if (!obj)
     return;
-  bool want_old = have_handlers(inf);
   json_t *old = NULL;
-  int r = ck_store_upsert(inf->store, obj, mark, only_newer, want_old, &old);
+  int r = ck_store_upsert(inf->store, obj, mark, only_newer, want_old(inf), &old);
+  if (kept && (r == CK_STORE_ADDED || r == CK_STORE_UPDATED))
+    *kept = json_incref(obj);
   if (r == CK_STORE_ADDED)
     dispatch(inf, CK_INFORMER_ADD, NULL, obj);
   else if (r == CK_STORE_UPDATED)
@@ -132,6 +140,10 @@ static void apply(ck_informer_t *inf, json_t *obj, uint32_t mark, bool only_newe
     CK_WARN(COMP, inf->name, "caching an object failed: %s", ck_strerror(r));
   json_decref(old);
   json_decref(obj);
+}
+
+static void apply(ck_informer_t *inf, json_t *obj, uint32_t mark, bool only_newer) {
+  apply_kept(inf, obj, mark, only_newer, NULL);
 }
 
 static void remove_obj(ck_informer_t *inf, json_t *obj) {
@@ -428,7 +440,12 @@ int ck_informer_new(ck_client_t *c, const ck_resource_t *res, const ck_informer_
 }
 
 int ck_informer_add_handler(ck_informer_t *inf, ck_informer_handler_fn fn, void *ctx) {
-  if (!fn)
+  return ck_informer_add_handler_flags(inf, fn, ctx, 0);
+}
+
+int ck_informer_add_handler_flags(ck_informer_t *inf, ck_informer_handler_fn fn, void *ctx,
+                                  unsigned flags) {
+  if (!fn || (flags & ~CK_HANDLER_NO_OLD))
     return CK_EINVAL;
   pthread_mutex_lock(&inf->hmu);
   handler_t *n = realloc(inf->handlers, (inf->nhandlers + 1) * sizeof *n);
@@ -444,7 +461,7 @@ int ck_informer_add_handler(ck_informer_t *inf, ck_informer_handler_fn fn, void 
     fn(ctx, CK_INFORMER_ADD, NULL, json_array_get(all, i));
   json_decref(all);
   int id = inf->next_handler_id++;
-  inf->handlers[inf->nhandlers++] = (handler_t){.id = id, .fn = fn, .ctx = ctx};
+  inf->handlers[inf->nhandlers++] = (handler_t){.id = id, .fn = fn, .ctx = ctx, .flags = flags};
   pthread_mutex_unlock(&inf->hmu);
   return id;
 }
@@ -627,6 +644,20 @@ int ck_informer_snapshot_memo(ck_informer_t *inf, const char *ns, ck_informer_me
   return ck_store_snapshot(inf->store, ns, memo, out);
 }
 
+json_t *ck_informer_get_memo(ck_informer_t *inf, const char *ns, const char *name,
+                             ck_informer_memo_t *memo) {
+  if (!name)
+    return NULL;
+  if (!ns || !*ns)
+    return ck_store_get_memo(inf->store, name, memo);
+  char *key = NULL;
+  if (asprintf(&key, "%s/%s", ns, name) < 0)
+    return NULL;
+  json_t *o = ck_store_get_memo(inf->store, key, memo);
+  free(key);
+  return o;
+}
+
 int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *value,
                          int (*fn)(void *ctx, json_t *obj), void *ctx) {
   if (!index || !value)
@@ -674,7 +705,8 @@ static bool selectors_admit(const ck_informer_t *inf, const json_t *obj) {
   return true;
 }
 
-void ck_informer_observe(ck_informer_t *inf, const json_t *obj) {
+/* kept: as apply_kept. */
+static void observe(ck_informer_t *inf, const json_t *obj, json_t **kept) {
   const char *ns =
       json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace"));
   reflector_t *r = &inf->refl[0];
@@ -699,7 +731,23 @@ void ck_informer_observe(ck_informer_t *inf, const json_t *obj) {
   pthread_mutex_lock(&inf->mu);
   uint32_t mark = r->epoch;
   pthread_mutex_unlock(&inf->mu);
-  apply(inf, copy, mark, true);
+  apply_kept(inf, copy, mark, true, kept);
+}
+
+void ck_informer_observe(ck_informer_t *inf, const json_t *obj) {
+  observe(inf, obj, NULL);
+}
+
+void ck_informer_observe_memo(ck_informer_t *inf, const json_t *obj, ck_informer_memo_t *memo) {
+  json_t *kept = NULL;
+  observe(inf, obj, memo ? &kept : NULL);
+  if (kept) {
+    char *key = ck_store_key_of(kept);
+    if (key)
+      ck_store_memo_remember(memo, key, kept);
+    free(key);
+    json_decref(kept);
+  }
 }
 
 const ck_resource_t *ck_informer_resource(const ck_informer_t *inf) {

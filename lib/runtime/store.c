@@ -715,20 +715,26 @@ size_t ck_store_memo_len(const ck_store_memo_t *m) {
   return m ? m->items.len : 0;
 }
 
-/* Remember obj (parsed from e) in m for the snapshot gen; lock held (e's
- * key lives in the store). A failure only costs a parse next time. */
-static void memo_put(ck_store_memo_t *m, const entry_t *e, json_t *obj, uint32_t gen) {
-  memo_item_t *it = malloc(sizeof *it + e->klen + 1);
+/* Remember obj as key's parse at resourceVersion rv, for the snapshot
+ * gen. A failure only costs a parse next time. */
+static void memo_set(ck_store_memo_t *m, const char *key, size_t klen, uint64_t rv, json_t *obj,
+                     uint32_t gen) {
+  memo_item_t *it = malloc(sizeof *it + klen + 1);
   if (!it)
     return;
-  *it = (memo_item_t){.rv = e->rv, .obj = json_incref(obj), .gen = gen};
-  memcpy(it->key, key_of(e), (size_t)e->klen + 1);
+  *it = (memo_item_t){.rv = rv, .obj = json_incref(obj), .gen = gen};
+  memcpy(it->key, key, klen + 1);
   void *old = NULL;
   if (ck_strmap_put(&m->items, it->key, it, &old) != 0) {
     memo_item_free(it);
     return;
   }
   memo_item_free(old);
+}
+
+/* The same for obj parsed from e; lock held (e's key lives in the store). */
+static void memo_put(ck_store_memo_t *m, const entry_t *e, json_t *obj, uint32_t gen) {
+  memo_set(m, key_of(e), e->klen, e->rv, obj, gen);
 }
 
 /* Forget what the snapshot gen did not return (deleted, or outside its
@@ -755,6 +761,28 @@ static void memo_sweep(ck_store_memo_t *m, uint32_t gen) {
     memo_item_free(gone[i]);
   }
   free(gone);
+}
+
+json_t *ck_store_get_memo(ck_store_t *s, const char *key, ck_store_memo_t *memo) {
+  if (!memo)
+    return ck_store_get(s, key);
+  pthread_rwlock_rdlock(&s->lock);
+  entry_t *e = ck_strmap_get(&s->items, key);
+  memo_item_t *it = e ? ck_strmap_get(&memo->items, key) : NULL;
+  json_t *o = NULL;
+  if (it && e->rv && it->rv == e->rv) {
+    o = json_incref(it->obj);
+  } else if (e && (o = parse(e)) != NULL) {
+    memo_put(memo, e, o, memo->gen);
+  }
+  pthread_rwlock_unlock(&s->lock);
+  return o;
+}
+
+void ck_store_memo_remember(ck_store_memo_t *memo, const char *key, json_t *obj) {
+  uint64_t rv = ck_store_rv_of(obj);
+  if (memo && rv && key && *key)
+    memo_set(memo, key, strlen(key), rv, obj, memo->gen);
 }
 
 int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json_t **out) {

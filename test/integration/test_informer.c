@@ -282,6 +282,90 @@ CK_TEST_OPTS(informer, read_your_writes, .timeout = 120) {
   ck_client_free(admin);
 }
 
+/* A handler registered with CK_HANDLER_NO_OLD: counts updates, and any
+ * that brought an old object anyway. */
+typedef struct no_old {
+  pthread_mutex_t mu;
+  int updates, with_old;
+} no_old_t;
+
+static void on_no_old(void *ctx, ck_informer_event_t ev, const json_t *old, const json_t *obj) {
+  no_old_t *n = ctx;
+  (void)obj;
+  pthread_mutex_lock(&n->mu);
+  if (ev == CK_INFORMER_UPDATE) {
+    n->updates++;
+    n->with_old += old != NULL;
+  }
+  pthread_mutex_unlock(&n->mu);
+}
+
+static bool no_old_updates(void *ctx) {
+  no_old_t *n = ctx;
+  pthread_mutex_lock(&n->mu);
+  bool ok = n->updates >= 2;
+  pthread_mutex_unlock(&n->mu);
+  return ok;
+}
+
+/* Read-your-writes with a memo: the version observed is handed out by
+ * ck_informer_get_memo without a parse (the same json_t each time, equal
+ * to a plain get); a newer version from the watch is parsed once. A
+ * handler without the old object gets NULL while another still gets it. */
+CK_TEST_OPTS(informer, observe_memo_and_handler_without_old, .timeout = 120) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "inf-memo");
+  create_cms(admin, ns, "o", 1, NULL);
+  rec_t rec;
+  rec_init(&rec);
+  ck_informer_t *inf = start_informer(admin, &ck_res_configmaps, ns, NULL, &rec);
+  no_old_t n = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  cr_assert_eq(ck_informer_add_handler_flags(inf, on_no_old, &n, 0x80), CK_EINVAL,
+               "an unknown flag");
+  cr_assert_geq(ck_informer_add_handler_flags(inf, on_no_old, &n, CK_HANDLER_NO_OLD), 0);
+  ck_informer_memo_t *memo = ck_informer_memo_new();
+  cr_assert_not_null(memo);
+
+  json_t *out = NULL;
+  ck_error_t err = {0};
+  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "o-0", CK_PATCH_MERGE,
+                               "{\"data\":{\"i\":\"1\"}}", NULL, &out, &err),
+               0);
+  ck_informer_observe_memo(inf, out, memo);
+  json_t *a = ck_informer_get_memo(inf, ns, "o-0", memo);
+  json_t *b = ck_informer_get_memo(inf, ns, "o-0", memo);
+  json_t *plain = ck_informer_get(inf, ns, "o-0");
+  cr_assert_not_null(a);
+  cr_assert_eq(a, b, "the observed version was parsed again");
+  cr_assert(json_equal(a, plain), "the memo's copy is not what the cache holds");
+  cr_assert_null(cktest_jpath(a, "metadata.managedFields"), "the memo kept the server's copy");
+  json_decref(b);
+  json_decref(plain);
+  json_decref(out);
+
+  /* A change from elsewhere: the next read is a fresh parse of it. */
+  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "o-0", CK_PATCH_MERGE,
+                               "{\"data\":{\"i\":\"2\"}}", NULL, NULL, &err),
+               0);
+  probe_t p = {.inf = inf, .ns = ns, .name = "o-0", .key = "i", .value = "2"};
+  cr_assert(eventually(20, obj_state, &p));
+  json_t *c = ck_informer_get_memo(inf, ns, "o-0", memo);
+  cr_assert_neq(c, a);
+  cr_assert_str_eq(cktest_jstr(c, "data.i"), "2");
+  json_decref(a);
+  json_decref(c);
+
+  cr_assert(eventually(20, no_old_updates, &n), "updates seen without old: %d", n.updates);
+  cr_assert_eq(n.with_old, 0, "%d updates brought the old object", n.with_old);
+  cr_assert_geq(rec_count(&rec, "UPDATE o-0"), 2, "the other handler lost updates");
+
+  ck_informer_memo_free(memo);
+  ck_informer_free(inf);
+  rec_free(&rec);
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
+
 /* An informer narrowed to one name by a field selector takes a create of
  * that name at once (the operator that creates the object it watches must
  * not wait for the watch); another name, or a label selector it cannot

@@ -367,3 +367,50 @@ Test(store, snapshot_memo_reuses_only_unchanged) {
   ck_store_memo_free(NULL);
   ck_store_free(s);
 }
+
+/* A get with a memo parses each version once: the same version is the
+ * memo's tree, a new one a fresh parse equal to a plain get; what was
+ * remembered after a write is handed out while the store holds that
+ * version, and never once the store holds another. */
+Test(store, get_memo_parses_each_version_once) {
+  ck_store_t *s = ck_store_new();
+  ck_store_memo_t *memo = ck_store_memo_new();
+  cr_assert_not_null(memo);
+  cr_assert_null(ck_store_get_memo(s, "a/cm", memo), "not cached: NULL");
+  cr_assert_eq(upsert(s, obj("a", "cm", 10, NULL, 100)), CK_STORE_ADDED);
+  json_t *g1 = ck_store_get_memo(s, "a/cm", memo);
+  json_t *g2 = ck_store_get_memo(s, "a/cm", memo);
+  json_t *plain = ck_store_get(s, "a/cm");
+  cr_assert_not_null(g1);
+  cr_assert_eq(g1, g2, "the same version was parsed again");
+  cr_assert_neq(g1, plain);
+  cr_assert(json_equal(g1, plain));
+  cr_assert_eq(upsert(s, obj("a", "cm", 11, NULL, 200)), CK_STORE_UPDATED);
+  json_t *g3 = ck_store_get_memo(s, "a/cm", memo);
+  cr_assert_neq(g3, g1, "a new version came from the memo");
+  cr_assert_eq(strlen(json_string_value(json_object_get(g3, "data"))), 200);
+  /* Remembered as written (version 12), then cached: handed out as is. */
+  json_t *w = obj("a", "cm", 12, NULL, 300);
+  ck_store_memo_remember(memo, "a/cm", w);
+  cr_assert_eq(upsert(s, json_incref(w)), CK_STORE_UPDATED);
+  json_t *g4 = ck_store_get_memo(s, "a/cm", memo);
+  cr_assert_eq(g4, w, "the remembered write was parsed again");
+  /* Remembered, but the store took another version: never handed out. */
+  json_t *w2 = obj("a", "cm", 13, NULL, 400);
+  ck_store_memo_remember(memo, "a/cm", w2);
+  cr_assert_eq(upsert(s, obj("a", "cm", 14, NULL, 500)), CK_STORE_UPDATED);
+  json_t *g5 = ck_store_get_memo(s, "a/cm", memo);
+  cr_assert_neq(g5, w2);
+  cr_assert_eq(strlen(json_string_value(json_object_get(g5, "data"))), 500);
+  /* No resourceVersion: nothing to key it by, not remembered. */
+  json_t *norv = json_pack("{s:{s:s,s:s}}", "metadata", "name", "x", "namespace", "a");
+  ck_store_memo_remember(memo, "a/x", norv);
+  cr_assert_eq(ck_store_memo_len(memo), 1);
+  json_t *g6 = ck_store_get_memo(s, "a/cm", NULL); /* no memo: a plain get */
+  cr_assert(json_equal(g6, g5));
+  cr_assert_neq(g6, g5);
+  for (json_t **p = (json_t *[]){g1, g2, plain, g3, w, g4, w2, g5, norv, g6, NULL}; *p; p++)
+    json_decref(*p);
+  ck_store_memo_free(memo);
+  ck_store_free(s);
+}
