@@ -1,9 +1,15 @@
 /* The aws-auth merge on its own (no apiserver): N AWSAuth objects as the
  * cache returns them, merged into an empty aws-auth (the first write of
  * W4), then merged again into that result (a restart: nothing to write).
- * usage: bench-merge [N] [ROUNDS]
+ * Then churn, the steady state of W5: CHURN merges in a row with the
+ * parse cache, each after one object changed (a new object, the others
+ * the same as before, as the snapshot memo hands them out), into what the
+ * merge before wrote; each merge also encodes its ConfigMap (the request
+ * body) and parses it back (the cache's copy), as the operator does.
+ * usage: bench-merge [N] [ROUNDS] [CHURN]
  * Prints one JSON line: objects, seconds per merge (median and min over
- * the rounds) for both cases, the bytes written, peak RSS. */
+ * the rounds; churn: over its merges) for each case, the bytes written,
+ * peak RSS. */
 #include "awsauth.h"
 #include "bench_util.h"
 
@@ -32,8 +38,9 @@ static json_t *object(int i) {
 }
 
 /* One merge; *out (may be NULL) gets the ConfigMap to write. */
-static double merge(const json_t *live, const json_t *objects, json_t **out) {
-  aa_opts_t o = {.max_removals = -1};
+static double merge_with(const json_t *live, const json_t *objects, aa_cache_t *cache,
+                         json_t **out) {
+  aa_opts_t o = {.max_removals = -1, .cache = cache};
   aa_result_t *r = NULL;
   ck_error_t err = {0};
   double t0 = bench_now_s();
@@ -55,11 +62,52 @@ static double merge(const json_t *live, const json_t *objects, json_t **out) {
   return t;
 }
 
+static double merge(const json_t *live, const json_t *objects, json_t **out) {
+  return merge_with(live, objects, NULL, out);
+}
+
+/* churn merges into live (taken); each changes object i's username.
+ * Fills per[] with the seconds of each. */
+static void churn(json_t *live, json_t *objects, int merges, double *per) {
+  aa_cache_t *cache = aa_cache_new();
+  size_t n = json_array_size(objects);
+  for (int m = 0; m < merges; m++) {
+    size_t i = ((size_t)m * 7919) % n;
+    json_t *o = json_deep_copy(json_array_get(objects, i));
+    json_t *e = json_array_get(json_object_get(json_object_get(o, "spec"), "mapRoles"), 0);
+    char user[48];
+    snprintf(user, sizeof user, "churn-%d", m);
+    json_object_set_new(e, "username", json_string(user));
+    json_array_set_new(objects, i, o);
+    double t0 = bench_now_s();
+    json_t *next = NULL;
+    merge_with(live, objects, cache, &next);
+    if (!next) {
+      fprintf(stderr, "churn: merge %d wrote nothing\n", m);
+      exit(1);
+    }
+    char *body = json_dumps(next, JSON_COMPACT);
+    json_t *back = body ? json_loads(body, 0, NULL) : NULL;
+    per[m] = bench_now_s() - t0;
+    if (!back) {
+      fprintf(stderr, "churn: encoding merge %d failed\n", m);
+      exit(1);
+    }
+    free(body);
+    json_decref(next);
+    json_decref(live);
+    live = back;
+  }
+  json_decref(live);
+  aa_cache_free(cache);
+}
+
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 10000;
   int rounds = argc > 2 ? atoi(argv[2]) : 5;
-  if (n < 1 || rounds < 1) {
-    fprintf(stderr, "usage: bench-merge [N >= 1] [ROUNDS >= 1]\n");
+  int merges = argc > 3 ? atoi(argv[3]) : 200;
+  if (n < 1 || rounds < 1 || merges < 1) {
+    fprintf(stderr, "usage: bench-merge [N >= 1] [ROUNDS >= 1] [CHURN >= 1]\n");
     return 2;
   }
   json_t *objects = json_array();
@@ -80,15 +128,20 @@ int main(int argc, char **argv) {
   json_object_foreach(json_object_get(written, "data"), k, v) bytes += json_string_length(v);
   qsort(first, (size_t)rounds, sizeof *first, cmp_d);
   qsort(again, (size_t)rounds, sizeof *again, cmp_d);
+  double *per = calloc((size_t)merges, sizeof *per);
+  churn(written, objects, merges, per); /* takes written */
+  qsort(per, (size_t)merges, sizeof *per, cmp_d);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   printf("{\"bench\":\"merge\",\"objects\":%d,\"rounds\":%d,\"first_write_s\":%.4f,"
          "\"first_write_min_s\":%.4f,\"unchanged_s\":%.4f,\"unchanged_min_s\":%.4f,"
+         "\"churn_merges\":%d,\"churn_s\":%.5f,\"churn_min_s\":%.5f,"
          "\"data_bytes\":%zu,\"max_rss_kib\":%ld}\n",
-         n, rounds, first[rounds / 2], first[0], again[rounds / 2], again[0], bytes, ru.ru_maxrss);
+         n, rounds, first[rounds / 2], first[0], again[rounds / 2], again[0], merges,
+         per[merges / 2], per[0], bytes, ru.ru_maxrss);
   free(first);
   free(again);
-  json_decref(written);
+  free(per);
   json_decref(objects);
   return 0;
 }

@@ -196,15 +196,21 @@ typedef enum aa_drift_mode {
 /* Lists parsed by earlier merges, kept so that a merge whose live text is
  * one parsed or written a moment ago does not parse it again (in a burst,
  * the live text is always our own last write). Per kind, the last two
- * texts and their parse. Optional (aa_opts_t.cache); used by one merge at
- * a time; the caller frees it with aa_cache_free, and may empty it with
- * aa_cache_clear whenever it wants the memory back. */
+ * texts and their parse. Also the objects the last merge read: an object
+ * handed in again as the very same json_t (ck_informer_snapshot_memo does
+ * that for unchanged objects) is not read and validated again. It holds a
+ * reference to each, so never modify an object between merges. Optional
+ * (aa_opts_t.cache); used by one merge at a time; the caller frees it
+ * with aa_cache_free, and may empty it with aa_cache_clear whenever it
+ * wants the memory back. */
 typedef struct aa_cache aa_cache_t;
 aa_cache_t *aa_cache_new(void); /* NULL: out of memory */
 void aa_cache_clear(aa_cache_t *cache);
 void aa_cache_free(aa_cache_t *cache);
 /* Merges that found a live list in the cache (for tests and metrics). */
 size_t aa_cache_hits(const aa_cache_t *cache);
+/* Objects read from the cache instead of parsed (for tests and metrics). */
+size_t aa_cache_object_hits(const aa_cache_t *cache);
 
 typedef struct aa_opts {
   int max_removals;      /* 0: AA_DEFAULT_MAX_REMOVALS; < 0: unlimited */
@@ -287,6 +293,9 @@ typedef struct aa_result {
 int aa_object_parse(const json_t *obj, const char *finalizer, aa_obj_status_t *st,
                     json_t **desired);
 void aa_obj_status_clear(aa_obj_status_t *st);
+/* *dst = a copy of *src (strings copied, arns/warnings shared: both are
+ * read-only once parsed). 0, or CK_ENOMEM with *dst cleared. */
+int aa_obj_status_copy(aa_obj_status_t *dst, const aa_obj_status_t *src);
 
 /* Compute everything one reconcile of aws-auth needs.
  *  live:    the ConfigMap as cached, or NULL when it does not exist. Its
@@ -307,7 +316,9 @@ void aa_result_free(aa_result_t *r);
  * fresh kube-system/aws-auth) with data.mapRoles/mapUsers and the
  * annotation replaced; everything else (mapAccounts, other keys, labels,
  * other annotations, resourceVersion for the precondition) kept.
- * *out is a new reference. */
+ * *out is a new reference; its top level, metadata, annotations and data
+ * objects are its own, what lies below them is shared with live (or
+ * last_known): change those four objects only. */
 int aa_apply(const json_t *live, const json_t *last_known, const aa_result_t *r, json_t **out,
              ck_error_t *err);
 

@@ -2,9 +2,20 @@
  * one it parsed or wrote a moment ago does not parse it again: in a burst
  * each merge reads what the last one wrote, and the round-trip check of
  * that write has already parsed it. Two slots per kind (the text read and
- * the text written), least recently used replaced. */
+ * the text written), least recently used replaced.
+ *
+ * And the objects the last merge read, by the address of their json_t: in
+ * a burst most objects are handed in again unchanged, as the same json_t
+ * (the informer's snapshot memo), and reading one (validating its spec,
+ * normalising its ARNs) costs more than copying what that gave. The cache
+ * holds a reference to each, so an address cannot be reused by another
+ * object while it is here. */
 #include "cache.h"
 
+#include "util/strmap.h"
+
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,10 +28,30 @@ typedef struct cslot {
   uint64_t used; /* tick of the last use */
 } cslot_t;
 
+typedef struct annslot {
+  char *text; /* NULL: empty */
+  size_t len;
+  json_t *recs;
+  uint64_t used;
+} annslot_t;
+
+typedef struct objmemo {
+  json_t *obj;         /* held */
+  aa_obj_status_t st;  /* as aa_object_parse left it */
+  json_t *desired;     /* held; NULL for an invalid object */
+  uint64_t gen;        /* the last merge that read it */
+  char key[2 * sizeof(uintptr_t) + 1];
+} objmemo_t;
+
 struct aa_cache {
   cslot_t s[2][CACHE_SLOTS];
   uint64_t tick;
   size_t hits;
+  ck_strmap_t objs;  /* key (the json_t's address) -> objmemo_t */
+  char *finalizer;   /* what the objects were read with */
+  uint64_t gen;      /* the merge reading now */
+  size_t obj_hits;
+  annslot_t ann[CACHE_SLOTS]; /* v1 ownership annotations read or written */
 };
 
 aa_cache_t *aa_cache_new(void) {
@@ -31,10 +62,134 @@ size_t aa_cache_hits(const aa_cache_t *cache) {
   return cache ? cache->hits : 0;
 }
 
+size_t aa_cache_object_hits(const aa_cache_t *cache) {
+  return cache ? cache->obj_hits : 0;
+}
+
+static void objmemo_free(objmemo_t *m) {
+  json_decref(m->obj);
+  json_decref(m->desired);
+  aa_obj_status_clear(&m->st);
+  free(m);
+}
+
+static void objs_clear(aa_cache_t *cache) {
+  size_t pos = 0;
+  void *v;
+  while (ck_strmap_next(&cache->objs, &pos, NULL, &v))
+    objmemo_free(v);
+  ck_strmap_free(&cache->objs);
+  memset(&cache->objs, 0, sizeof cache->objs);
+}
+
+static void obj_key(const json_t *obj, char key[2 * sizeof(uintptr_t) + 1]) {
+  snprintf(key, 2 * sizeof(uintptr_t) + 1, "%" PRIxPTR, (uintptr_t)obj);
+}
+
+int aa_cache_object_get(aa_cache_t *cache, const json_t *obj, const char *finalizer,
+                        aa_obj_status_t *st, json_t **desired) {
+  if (!cache->finalizer || strcmp(cache->finalizer, finalizer) != 0)
+    return 0;
+  char key[2 * sizeof(uintptr_t) + 1];
+  obj_key(obj, key);
+  objmemo_t *m = ck_strmap_get(&cache->objs, key);
+  if (!m || m->obj != obj)
+    return 0;
+  if (aa_obj_status_copy(st, &m->st))
+    return CK_ENOMEM;
+  *desired = json_incref(m->desired);
+  m->gen = cache->gen;
+  cache->obj_hits++;
+  return 1;
+}
+
+void aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *finalizer,
+                         const aa_obj_status_t *st, const json_t *desired) {
+  if (!cache->finalizer || strcmp(cache->finalizer, finalizer) != 0) {
+    char *f = strdup(finalizer);
+    if (!f)
+      return;
+    objs_clear(cache);
+    free(cache->finalizer);
+    cache->finalizer = f;
+  }
+  objmemo_t *m = calloc(1, sizeof *m);
+  if (!m)
+    return;
+  if (aa_obj_status_copy(&m->st, st)) {
+    free(m);
+    return;
+  }
+  m->obj = json_incref((json_t *)obj);
+  m->desired = json_incref((json_t *)desired);
+  m->gen = cache->gen;
+  obj_key(obj, m->key);
+  void *old = NULL;
+  if (ck_strmap_put(&cache->objs, m->key, m, &old) != 0) {
+    objmemo_free(m);
+    return;
+  }
+  if (old)
+    objmemo_free(old);
+}
+
+void aa_cache_object_sweep(aa_cache_t *cache) {
+  size_t n = 0, pos = 0;
+  void *v;
+  while (ck_strmap_next(&cache->objs, &pos, NULL, &v))
+    n += ((objmemo_t *)v)->gen != cache->gen;
+  objmemo_t **gone = n ? malloc(n * sizeof *gone) : NULL;
+  if (n && !gone) {
+    objs_clear(cache); /* cannot tell them apart: forget everything */
+  } else if (n) {
+    size_t k = 0;
+    pos = 0;
+    while (ck_strmap_next(&cache->objs, &pos, NULL, &v))
+      if (((objmemo_t *)v)->gen != cache->gen)
+        gone[k++] = v;
+    for (size_t i = 0; i < k; i++) {
+      ck_strmap_del(&cache->objs, gone[i]->key);
+      objmemo_free(gone[i]);
+    }
+  }
+  free(gone);
+  cache->gen++;
+}
+
 static void cslot_clear(cslot_t *s) {
   free(s->text);
   aa_list_free(&s->list);
   memset(s, 0, sizeof *s);
+}
+
+static void annslot_clear(annslot_t *a) {
+  free(a->text);
+  json_decref(a->recs);
+  memset(a, 0, sizeof *a);
+}
+
+json_t *aa_cache_annotation_get(aa_cache_t *cache, const char *text, size_t len) {
+  for (int i = 0; i < CACHE_SLOTS; i++) {
+    annslot_t *a = &cache->ann[i];
+    if (a->text && a->len == len && memcmp(a->text, text, len) == 0) {
+      a->used = ++cache->tick;
+      return a->recs;
+    }
+  }
+  return NULL;
+}
+
+void aa_cache_annotation_put(aa_cache_t *cache, const char *text, size_t len, json_t *recs) {
+  if (aa_cache_annotation_get(cache, text, len))
+    return;
+  char *copy = malloc(len + 1);
+  if (!copy)
+    return;
+  memcpy(copy, text, len);
+  copy[len] = '\0';
+  annslot_t *a = cache->ann[0].used <= cache->ann[1].used ? &cache->ann[0] : &cache->ann[1];
+  annslot_clear(a);
+  *a = (annslot_t){.text = copy, .len = len, .recs = json_incref(recs), .used = ++cache->tick};
 }
 
 void aa_cache_clear(aa_cache_t *cache) {
@@ -43,10 +198,15 @@ void aa_cache_clear(aa_cache_t *cache) {
   for (int k = 0; k < 2; k++)
     for (int i = 0; i < CACHE_SLOTS; i++)
       cslot_clear(&cache->s[k][i]);
+  for (int i = 0; i < CACHE_SLOTS; i++)
+    annslot_clear(&cache->ann[i]);
+  objs_clear(cache);
 }
 
 void aa_cache_free(aa_cache_t *cache) {
   aa_cache_clear(cache);
+  if (cache)
+    free(cache->finalizer);
   free(cache);
 }
 

@@ -19,4 +19,25 @@ int aa_cache_put(aa_cache_t *cache, aa_kind_t k, const char *text, size_t len, a
  * (aa_cache_put with another keep) or the cache is cleared. */
 const aa_list_t *aa_cache_list(const aa_cache_t *cache, aa_kind_t k, int slot);
 
+/* The parse of obj (aa_object_parse with finalizer) kept by the merge
+ * before, when obj is the very same json_t: *st a copy, *desired a new
+ * reference. 1 found, 0 not, CK_ENOMEM. */
+int aa_cache_object_get(aa_cache_t *cache, const json_t *obj, const char *finalizer,
+                        aa_obj_status_t *st, json_t **desired);
+/* Keep that parse for the next merge (copies st, holds obj and desired).
+ * A failure only costs a parse next time. */
+void aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *finalizer,
+                         const aa_obj_status_t *st, const json_t *desired);
+/* End of a merge's reading: forget the objects it did not read. */
+void aa_cache_object_sweep(aa_cache_t *cache);
+
+/* The v1 ownership records (a JSON object) parsed from, or written as,
+ * exactly text[0..len): borrowed, valid until the next put or clear; NULL
+ * when not kept. Only records that passed the annotation's checks (or
+ * that the merge built itself) are put. */
+json_t *aa_cache_annotation_get(aa_cache_t *cache, const char *text, size_t len);
+/* Keep recs (the cache takes a new reference) as the records of text; the
+ * older of two kept texts goes. A failure only costs a parse next time. */
+void aa_cache_annotation_put(aa_cache_t *cache, const char *text, size_t len, json_t *recs);
+
 #endif

@@ -343,8 +343,16 @@ static int read_objects(ctx_t *c, const json_t *objects) {
     obj_t *o = &c->objs[i];
     o->st = &c->r->objs[i];
     const json_t *src = json_array_get(objects, i);
-    if (aa_object_parse(src, fin, o->st, &o->desired))
-      return CK_ENOMEM;
+    aa_cache_t *cache = c->o->cache;
+    int hit = cache ? aa_cache_object_get(cache, src, fin, o->st, &o->desired) : 0;
+    if (hit < 0)
+      return hit;
+    if (!hit) {
+      if (aa_object_parse(src, fin, o->st, &o->desired))
+        return CK_ENOMEM;
+      if (cache)
+        aa_cache_object_put(cache, src, fin, o->st, o->desired);
+    }
     const char *ts = json_string_value(
         json_object_get(json_object_get(src, "metadata"), "creationTimestamp"));
     if (!ts || ck_rfc3339_parse(ts, &o->created))
@@ -364,6 +372,8 @@ static int read_objects(ctx_t *c, const json_t *objects) {
         return CK_ENOMEM;
     }
   }
+  if (c->o->cache)
+    aa_cache_object_sweep(c->o->cache);
   qsort(c->rank, c->n, sizeof(obj_t *), ao_cmp_rank);
   return 0;
 }

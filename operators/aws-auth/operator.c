@@ -114,6 +114,7 @@ typedef struct op {
   bool writing_set;
   aa_cache_t *cache;   /* parsed live lists, kept through a burst (merge worker) */
   ck_informer_memo_t *memo; /* parsed AWSAuth, kept through a burst (merge worker) */
+  ck_informer_memo_t *cm_memo; /* parsed aws-auth, same (merge worker) */
   ck_strmap_t posts;   /* key -> post_t (mu) */
   ck_strmap_t released; /* uid -> strdup'ed uid of objects whose finalizer we
                            removed after their merge; their delete needs none (mu) */
@@ -811,7 +812,7 @@ static json_t *read_fresh(op_t *op, ck_client_t *c, int *rc, ck_error_t *err) {
   if (*rc != 0 && ck_error_is_not_found(err))
     *rc = 0;
   if (live)
-    ck_informer_observe(op->cms, live);
+    ck_informer_observe_memo(op->cms, live, op->cm_memo);
   return live;
 }
 
@@ -850,7 +851,7 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
   unsigned long long events1 = events0;
   /* The cache holds our last write at once (observe); a 409 means someone
    * else wrote: read afresh and merge again, twice at most, then requeue. */
-  json_t *live = ck_informer_get(op->cms, op->cm_ns, op->cm_name);
+  json_t *live = ck_informer_get_memo(op->cms, op->cm_ns, op->cm_name, op->cm_memo);
   aa_result_t *r = NULL;
   bool wrote = false, conflict = false;
   char write_err[512] = "";
@@ -924,7 +925,7 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
     if (w == 0 && out) {
       wrote = true;
       written(op, out);
-      ck_informer_observe(op->cms, out);
+      ck_informer_observe_memo(op->cms, out, op->cm_memo);
       json_decref(out);
       break;
     }
@@ -1014,6 +1015,7 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
   if (!op->burst) {
     aa_cache_clear(op->cache);
     ck_informer_memo_clear(op->memo);
+    ck_informer_memo_clear(op->cm_memo);
   }
   /* A merge of many objects leaves megabytes of freed parse trees; give
    * them back rather than keep the peak for the life of the process. */
@@ -1062,7 +1064,8 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   ck_manager_t *m = NULL;
   op.cache = aa_cache_new();
   op.memo = ck_informer_memo_new();
-  int rc = op.cache && op.memo ? 0 : ck_error_set(err, CK_ENOMEM, "out of memory");
+  op.cm_memo = ck_informer_memo_new();
+  int rc = op.cache && op.memo && op.cm_memo ? 0 : ck_error_set(err, CK_ENOMEM, "out of memory");
   if (rc == 0)
     rc = ck_config_load(&co, &cfg, err);
   if (rc == 0)
@@ -1108,7 +1111,7 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
     rc = op.cms ? 0 : err->code;
   }
   if (rc == 0 && (ck_informer_add_handler(op.objs, on_object, &op) < 0 ||
-                  ck_informer_add_handler(op.cms, on_configmap, &op) < 0))
+                  ck_informer_add_handler_flags(op.cms, on_configmap, &op, CK_HANDLER_NO_OLD) < 0))
     rc = ck_error_set(err, CK_ENOMEM, "out of memory");
   if (rc == 0 && !o->dry_run) {
     op.history_client = client;
@@ -1136,6 +1139,7 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   json_decref(op.history);
   aa_cache_free(op.cache);
   ck_informer_memo_free(op.memo);
+  ck_informer_memo_free(op.cm_memo);
   size_t pos = 0;
   const char *k;
   void *v;

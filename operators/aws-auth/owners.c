@@ -20,7 +20,9 @@
  *    Two of 10,000 objects colliding by accident: about 2^-14.
  *  - 24-bit entry hashes only detect edits by someone else (drift); an
  *    edit that keeps the same 24 bits goes unnoticed with odds 2^-24.
- * v1 keeps the whole key and owner and 64 bits of entry hash. */#include "merge_int.h"
+ * v1 keeps the whole key and owner and 64 bits of entry hash. */
+#include "merge_int.h"
+#include "cache.h"
 
 #include "util/base64.h"
 
@@ -311,15 +313,23 @@ int ao_read_annotation(ctx_t *c, const json_t *base) {
   const char *text = json_string_value(ann);
   if (text && !strncmp(text, V2_PREFIX, strlen(V2_PREFIX)))
     return read_v2(c, text, json_string_length(ann));
-  json_error_t je;
-  json_t *recs = text ? json_loads(text, JSON_REJECT_DUPLICATES, &je) : NULL;
-  bool ok = json_is_object(recs);
+  aa_cache_t *cache = c->o->cache;
+  json_t *recs = cache && text ? json_incref(aa_cache_annotation_get(cache, text, json_string_length(ann)))
+                               : NULL;
+  bool ok = recs != NULL; /* checked when it was kept */
   const char *key;
   json_t *v;
-  json_object_foreach(recs, key, v) {
-    if (!json_is_object(v) || !json_is_string(json_object_get(v, "owner")) ||
-        !json_is_string(json_object_get(v, "hash")))
-      ok = false;
+  if (!recs) {
+    json_error_t je;
+    recs = text ? json_loads(text, JSON_REJECT_DUPLICATES, &je) : NULL;
+    ok = json_is_object(recs);
+    json_object_foreach(recs, key, v) {
+      if (!json_is_object(v) || !json_is_string(json_object_get(v, "owner")) ||
+          !json_is_string(json_object_get(v, "hash")))
+        ok = false;
+    }
+    if (ok && cache)
+      aa_cache_annotation_put(cache, text, json_string_length(ann), recs);
   }
   if (!ok) {
     json_decref(recs);
@@ -504,6 +514,9 @@ int ao_write_annotation(ctx_t *c, const json_t *base, bool *too_big, size_t sz[2
     if (sz[0] <= AA_MAX_ANNOTATIONS_BYTES) {
       r->owners = t1;
       r->annotation_changed = c->fmt != 1 || !json_equal(v1, c->old_recs);
+      /* What the next merge reads, if this is written: keep it parsed. */
+      if (c->o->cache && r->annotation_changed)
+        aa_cache_annotation_put(c->o->cache, t1, strlen(t1), v1);
       json_decref(v1);
       return 0;
     }

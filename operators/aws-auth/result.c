@@ -32,6 +32,32 @@ void aa_result_free(aa_result_t *r) {
   free(r);
 }
 
+/* A copy of cm that the write can change: new top-level, metadata,
+ * annotations and data objects; everything below them (the strings of a
+ * large data map, labels, managedFields) is shared, not copied. NULL when
+ * out of memory. */
+static json_t *copy_for_write(const json_t *cm) {
+  json_t *c = json_copy((json_t *)cm);
+  if (!c)
+    return NULL;
+  json_t *md = json_object_get(c, "metadata");
+  json_t *md2 = json_is_object(md) ? json_copy(md) : NULL;
+  if (md2 && json_object_set_new(c, "metadata", md2))
+    md2 = NULL;
+  json_t *ann = json_object_get(md2, "annotations");
+  bool ok = !json_is_object(md) || md2;
+  if (ok && json_is_object(ann))
+    ok = !json_object_set_new(md2, "annotations", json_copy(ann));
+  json_t *data = json_object_get(c, "data");
+  if (ok && json_is_object(data))
+    ok = !json_object_set_new(c, "data", json_copy(data));
+  if (!ok) {
+    json_decref(c);
+    return NULL;
+  }
+  return c;
+}
+
 int aa_apply(const json_t *live, const json_t *last_known, const aa_result_t *r, json_t **out,
              ck_error_t *err) {
   *out = NULL;
@@ -40,9 +66,9 @@ int aa_apply(const json_t *live, const json_t *last_known, const aa_result_t *r,
                         aa_block_reason(r->blocked));
   json_t *cm;
   if (live) {
-    cm = json_deep_copy(live);
+    cm = copy_for_write(live);
   } else if (last_known) {
-    cm = json_deep_copy(last_known);
+    cm = copy_for_write(last_known);
     /* A create must not carry the old object's server-side identity. */
     json_t *md = json_object_get(cm, "metadata");
     static const char *const drop[] = {"resourceVersion", "uid", "creationTimestamp",

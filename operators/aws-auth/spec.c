@@ -132,6 +132,21 @@ static int parse_item(aa_obj_status_t *st, aa_kind_t kind, size_t i, const json_
   return 0;
 }
 
+int aa_obj_status_copy(aa_obj_status_t *dst, const aa_obj_status_t *src) {
+  *dst = *src;
+  dst->ns = dst->name = dst->uid = dst->invalid_msg = dst->conflict_msg = NULL;
+  dst->arns = json_incref(src->arns);
+  dst->warnings = json_incref(src->warnings);
+  bool ok = (!src->ns || (dst->ns = strdup(src->ns))) && (!src->name || (dst->name = strdup(src->name))) &&
+            (!src->uid || (dst->uid = strdup(src->uid))) &&
+            (!src->invalid_msg || (dst->invalid_msg = strdup(src->invalid_msg))) &&
+            (!src->conflict_msg || (dst->conflict_msg = strdup(src->conflict_msg)));
+  if (ok)
+    return 0;
+  aa_obj_status_clear(dst);
+  return CK_ENOMEM;
+}
+
 void aa_obj_status_clear(aa_obj_status_t *st) {
   free(st->ns);
   free(st->name);

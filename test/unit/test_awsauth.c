@@ -553,7 +553,7 @@ static void same_result(const char *name, const char *what, const aa_result_t *a
 /* While set (run_merge_case), every reconcile_ok runs a second time with
  * this parse cache, which must change nothing. */
 static aa_cache_t *case_cache;
-static size_t cache_hits_total;
+static size_t cache_hits_total, object_hits_total;
 
 static aa_result_t *reconcile_ok(const json_t *live, const json_t *objs, const aa_opts_t *o) {
   aa_result_t *r = NULL;
@@ -700,6 +700,7 @@ static void run_merge_case(const merge_case_t *c) {
   json_decref(objs);
   json_decref(live);
   cache_hits_total += aa_cache_hits(case_cache);
+  object_hits_total += aa_cache_object_hits(case_cache);
   aa_cache_free(case_cache);
   case_cache = NULL;
 }
@@ -710,6 +711,9 @@ CK_TEST(awsauth, merge_table) {
   /* The cached runs did take lists from the cache (else they prove nothing). */
   cr_assert_gt(cache_hits_total, sizeof merge_cases / sizeof *merge_cases / 2,
                "%zu cache hits", cache_hits_total);
+  /* ... and objects read by the merge before (the same json_t again). */
+  cr_assert_gt(object_hits_total, sizeof merge_cases / sizeof *merge_cases,
+               "%zu objects from the cache", object_hits_total);
 }
 
 /* ---- cases that need more than a table row ------------------------------- */
