@@ -225,6 +225,20 @@ CK_TEST_OPTS(informer, several_namespaces_and_owner_index, .timeout = 120) {
   ck_client_free(admin);
 }
 
+/* Set data.i of ns/o-0 to v with a patch (not observed) and wait until
+ * the watch has brought it into the cache. */
+static void patch_until_cached(ck_client_t *admin, ck_informer_t *inf, const char *ns,
+                               const char *v) {
+  char body[64];
+  snprintf(body, sizeof body, "{\"data\":{\"i\":\"%s\"}}", v);
+  ck_error_t err = {0};
+  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "o-0", CK_PATCH_MERGE, body, NULL,
+                               NULL, &err),
+               0, "%s", err.message);
+  probe_t p = {.inf = inf, .ns = ns, .name = "o-0", .key = "i", .value = v};
+  cr_assert(eventually(20, obj_state, &p), "data.i=%s never reached the cache", v);
+}
+
 CK_TEST_OPTS(informer, read_your_writes, .timeout = 120) {
   ck_client_t *admin = cktest_client("admin");
   char *ns = cktest_ns_create(admin, "inf-ryw");
@@ -258,11 +272,7 @@ CK_TEST_OPTS(informer, read_your_writes, .timeout = 120) {
 
   /* The watch event of that same version is not delivered a second time:
    * a later change shows that the watch has moved past it. */
-  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "o-0", CK_PATCH_MERGE,
-                               "{\"data\":{\"i\":\"2\"}}", NULL, NULL, &err),
-               0);
-  probe_t p = {.inf = inf, .ns = ns, .name = "o-0", .key = "i", .value = "2"};
-  cr_assert(eventually(20, obj_state, &p));
+  patch_until_cached(admin, inf, ns, "2");
   cr_assert_eq(rec_count(&rec, "UPDATE o-0"), 2, "updates seen: %d",
                rec_count(&rec, "UPDATE o-0"));
 
@@ -344,11 +354,7 @@ CK_TEST_OPTS(informer, observe_memo_and_handler_without_old, .timeout = 120) {
   json_decref(out);
 
   /* A change from elsewhere: the next read is a fresh parse of it. */
-  cr_assert_eq(ck_object_patch(admin, &ck_res_configmaps, ns, "o-0", CK_PATCH_MERGE,
-                               "{\"data\":{\"i\":\"2\"}}", NULL, NULL, &err),
-               0);
-  probe_t p = {.inf = inf, .ns = ns, .name = "o-0", .key = "i", .value = "2"};
-  cr_assert(eventually(20, obj_state, &p));
+  patch_until_cached(admin, inf, ns, "2");
   json_t *c = ck_informer_get_memo(inf, ns, "o-0", memo);
   cr_assert_neq(c, a);
   cr_assert_str_eq(cktest_jstr(c, "data.i"), "2");
