@@ -598,16 +598,7 @@ bool ck_informer_healthy(ck_informer_t *inf, char *msg, size_t msglen) {
 }
 
 json_t *ck_informer_get(ck_informer_t *inf, const char *ns, const char *name) {
-  if (!name)
-    return NULL;
-  if (!ns || !*ns)
-    return ck_store_get(inf->store, name);
-  char *key = NULL;
-  if (asprintf(&key, "%s/%s", ns, name) < 0)
-    return NULL;
-  json_t *o = ck_store_get(inf->store, key);
-  free(key);
-  return o;
+  return ck_informer_get_memo(inf, ns, name, NULL); /* no memo: a plain get */
 }
 
 json_t *ck_informer_get_key(ck_informer_t *inf, const char *key) {
@@ -705,8 +696,8 @@ static bool selectors_admit(const ck_informer_t *inf, const json_t *obj) {
   return true;
 }
 
-/* kept: as apply_kept. */
-static void observe(ck_informer_t *inf, const json_t *obj, json_t **kept) {
+/* memo (may be NULL): keeps what the cache took, by its key. */
+static void observe(ck_informer_t *inf, const json_t *obj, ck_informer_memo_t *memo) {
   const char *ns =
       json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace"));
   reflector_t *r = &inf->refl[0];
@@ -721,17 +712,18 @@ static void observe(ck_informer_t *inf, const json_t *obj, json_t **kept) {
   char *key = ck_store_key_of(obj);
   if (!key)
     return;
-  bool cached = ck_store_has(inf->store, key);
+  json_t *copy = NULL, *kept = NULL;
+  if ((ck_store_has(inf->store, key) || selectors_admit(inf, obj)) &&
+      (copy = json_deep_copy(obj)) != NULL) {
+    pthread_mutex_lock(&inf->mu);
+    uint32_t mark = r->epoch;
+    pthread_mutex_unlock(&inf->mu);
+    apply_kept(inf, copy, mark, true, memo ? &kept : NULL);
+  }
+  if (kept)
+    ck_store_memo_remember(memo, key, kept);
+  json_decref(kept);
   free(key);
-  if (!cached && !selectors_admit(inf, obj))
-    return;
-  json_t *copy = json_deep_copy(obj);
-  if (!copy)
-    return;
-  pthread_mutex_lock(&inf->mu);
-  uint32_t mark = r->epoch;
-  pthread_mutex_unlock(&inf->mu);
-  apply_kept(inf, copy, mark, true, kept);
 }
 
 void ck_informer_observe(ck_informer_t *inf, const json_t *obj) {
@@ -739,15 +731,7 @@ void ck_informer_observe(ck_informer_t *inf, const json_t *obj) {
 }
 
 void ck_informer_observe_memo(ck_informer_t *inf, const json_t *obj, ck_informer_memo_t *memo) {
-  json_t *kept = NULL;
-  observe(inf, obj, memo ? &kept : NULL);
-  if (kept) {
-    char *key = ck_store_key_of(kept);
-    if (key)
-      ck_store_memo_remember(memo, key, kept);
-    free(key);
-    json_decref(kept);
-  }
+  observe(inf, obj, memo);
 }
 
 const ck_resource_t *ck_informer_resource(const ck_informer_t *inf) {

@@ -72,7 +72,9 @@ void ck_store_memo_clear(ck_store_memo_t *m);
 void ck_store_memo_free(ck_store_memo_t *m);
 size_t ck_store_memo_len(const ck_store_memo_t *m); /* objects remembered */
 int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json_t **out);
-/* ck_informer_get_memo / ck_informer_memo_remember by store key. */
+/* ck_informer_get_memo by store key (memo NULL: ck_store_get); and what
+ * ck_informer_observe_memo keeps: obj as key's parse at its
+ * resourceVersion. */
 json_t *ck_store_get_memo(ck_store_t *s, const char *key, ck_store_memo_t *memo);
 void ck_store_memo_remember(ck_store_memo_t *memo, const char *key, json_t *obj);
 int ck_store_by_index(ck_store_t *s, const char *index, const char *value,
