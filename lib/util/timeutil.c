@@ -14,6 +14,12 @@ int64_t ck_now_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t ck_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 int64_t ck_wall_s(void) { return (int64_t)time(NULL); }
 
 void ck_sleep_ms(int64_t ms) {

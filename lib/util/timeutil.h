@@ -7,6 +7,8 @@
 
 /* Milliseconds on the monotonic clock. */
 int64_t ck_now_ms(void);
+/* The same clock in microseconds (timings finer than a millisecond). */
+int64_t ck_now_us(void);
 /* Seconds since the epoch, wall clock. */
 int64_t ck_wall_s(void);
 /* Sleep for `ms` milliseconds (restarts on EINTR). */

@@ -120,6 +120,7 @@ typedef struct op {
                            removed after their merge; their delete needs none (mu) */
   atomic_ullong events; /* merge-relevant events seen */
   atomic_llong last_event_ms; /* ck_now_ms() of the last of them */
+  atomic_llong last_event_us; /* the same in ck_now_us(), for the merge's timings */
   bool burst;           /* the last merge wrote while events kept coming */
   atomic_llong busy_until;   /* ck_now_ms() until which per-object work waits */
   int64_t last_write_ms;     /* end of our last aws-auth write (merge worker) */
@@ -141,7 +142,9 @@ static bool no_object_keys(void *ctx, ck_informer_event_t ev, const json_t *old,
 }
 
 static void merge_soon(op_t *op) {
-  atomic_store(&op->last_event_ms, ck_now_ms());
+  int64_t us = ck_now_us();
+  atomic_store(&op->last_event_us, us);
+  atomic_store(&op->last_event_ms, us / 1000);
   atomic_fetch_add(&op->events, 1);
   ck_controller_enqueue(op->merge_ctl, THE_KEY);
 }
@@ -841,13 +844,13 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
     burst_pause(op);
   unsigned long long events0 = atomic_load(&op->events);
   ck_error_t err = {0};
-  int64_t t0 = ck_now_ms(), waited = t0 - atomic_load(&op->last_event_ms);
+  int64_t t0 = ck_now_us(), waited = t0 - atomic_load(&op->last_event_us);
   json_t *objects = NULL;
   if (ck_informer_snapshot_memo(op->objs, NULL, op->memo, &objects) != 0) {
     CK_ERROR(COMP, op->cm_name, "merge: out of memory listing the AWSAuth cache");
     return ck_fail();
   }
-  int64_t t1 = ck_now_ms(), t2 = 0, t3 = 0;
+  int64_t t1 = ck_now_us(), t2 = 0, t3 = 0;
   unsigned long long events1 = events0;
   /* The cache holds our last write at once (observe); a 409 means someone
    * else wrote: read afresh and merge again, twice at most, then requeue. */
@@ -885,7 +888,7 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
       json_decref(last_known);
       return ck_fail();
     }
-    t2 = ck_now_ms();
+    t2 = ck_now_us();
     if (r->blocked || !r->write_needed || op->o->dry_run) {
       json_decref(last_known);
       break;
@@ -920,7 +923,7 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
                                  &err)
              : ck_object_create(c, &ck_res_configmaps, op->cm_ns, next, NULL, &out, &err);
     events1 = atomic_load(&op->events);
-    t3 = ck_now_ms();
+    t3 = ck_now_us();
     json_decref(next);
     if (w == 0 && out) {
       wrote = true;
@@ -992,7 +995,7 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
    * are on the way. (Counting later ones would also catch a client that
    * reacts to our write at once with its next change: no burst.) */
   op->burst = wrote && events1 != events0;
-  op->last_merge_ms = ck_now_ms() - t0;
+  op->last_merge_ms = (ck_now_us() - t0) / 1000;
   if (wrote) {
     int64_t now = ck_now_ms();
     /* In a burst the next merge may be a whole pause away: busy till then. */
@@ -1004,11 +1007,12 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
       atomic_store(&op->busy_until, 0); /* the burst is over: nothing to wait for */
     op->last_write_ms = now;
   }
+  int64_t t4 = ck_now_us();
   CK_DEBUG(COMP, op->cm_name,
-           "merge of %zu objects %lld ms after the last event: list %lld ms, merge %lld ms, "
-           "write %lld ms, after %lld ms%s",
-           nobjs, (long long)waited, (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 ? t3 - t2 : 0),
-           (long long)(ck_now_ms() - (t3 ? t3 : t2)), op->burst ? " (burst)" : "");
+           "merge of %zu objects %.2f ms after the last event: list %.2f ms, merge %.2f ms, "
+           "write %.2f ms, after %.2f ms%s",
+           nobjs, waited / 1e3, (t1 - t0) / 1e3, (t2 - t1) / 1e3, (t3 ? t3 - t2 : 0) / 1e3,
+           (t4 - (t3 ? t3 : t2)) / 1e3, op->burst ? " (burst)" : "");
   /* The parsed lists and objects help only while merges follow each other
    * (each reads what the last one wrote, and most objects did not change
    * in between); idle, they are memory for nothing. */
