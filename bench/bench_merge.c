@@ -15,6 +15,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 
 static int cmp_d(const void *a, const void *b) {
@@ -126,6 +127,12 @@ int main(int argc, char **argv) {
   const char *k;
   json_t *v;
   json_object_foreach(json_object_get(written, "data"), k, v) bytes += json_string_length(v);
+  size_t ann_bytes = 0;
+  json_object_foreach(json_object_get(json_object_get(written, "metadata"), "annotations"), k, v)
+      ann_bytes += json_string_length(v);
+  char *body = json_dumps(written, JSON_COMPACT);
+  size_t body_bytes = body ? strlen(body) : 0;
+  free(body);
   qsort(first, (size_t)rounds, sizeof *first, cmp_d);
   qsort(again, (size_t)rounds, sizeof *again, cmp_d);
   double *per = calloc((size_t)merges, sizeof *per);
@@ -136,9 +143,9 @@ int main(int argc, char **argv) {
   printf("{\"bench\":\"merge\",\"objects\":%d,\"rounds\":%d,\"first_write_s\":%.4f,"
          "\"first_write_min_s\":%.4f,\"unchanged_s\":%.4f,\"unchanged_min_s\":%.4f,"
          "\"churn_merges\":%d,\"churn_s\":%.5f,\"churn_min_s\":%.5f,"
-         "\"data_bytes\":%zu,\"max_rss_kib\":%ld}\n",
+         "\"data_bytes\":%zu,\"annotation_bytes\":%zu,\"body_bytes\":%zu,\"max_rss_kib\":%ld}\n",
          n, rounds, first[rounds / 2], first[0], again[rounds / 2], again[0], merges,
-         per[merges / 2], per[0], bytes, ru.ru_maxrss);
+         per[merges / 2], per[0], bytes, ann_bytes, body_bytes, ru.ru_maxrss);
   free(first);
   free(again);
   free(per);
