@@ -18,14 +18,15 @@
  *    kept exactly (same JSON after YAML 1.1 decoding, same order).
  *
  * The ownership annotation has two encodings; the reader accepts both.
- *  v1, readable, written whenever all the ConfigMap's annotations fit in
- *  AA_MAX_ANNOTATIONS_BYTES with it: compact JSON with sorted keys,
+ *  v1, readable, written when its text is at most AA_V1_MAX_BYTES and all
+ *  the ConfigMap's annotations fit in AA_MAX_ANNOTATIONS_BYTES with it:
+ *  compact JSON with sorted keys,
  *   {"arn:aws:iam::111122223333:role/admin":
  *      {"hash":"<16 hex>","owner":"kube-system/admins","uid":"<uid>"}, ...}
  *  "hash" is the first 64 bits of SHA-256 over the entry as written
  *  (canonical JSON, aa_entry_hash), so an edit by someone else (drift) is
- *  visible after a restart. About 150 bytes a record: ~1,700 fit.
- *  v2, compact, written only when v1 would not fit: "v2:" then standard
+ *  visible after a restart. About 150 bytes a record: ~200 records.
+ *  v2, compact, written otherwise: "v2:" then standard
  *  base64 (padded) of 16-byte records sorted by key hash, no key hash
  *  twice, at least one record:
  *    8 bytes  first 8 bytes of SHA-256 of the key (the lower-cased ARN);
@@ -66,6 +67,12 @@
 /* Bounds of the live data we parse (hostile input). */
 #define AA_MAX_DATA_BYTES ((size_t)1024 * 1024) /* a ConfigMap's data limit */
 #define AA_MAX_ANNOTATIONS_BYTES ((size_t)256 * 1024)
+/* The readable (v1) ownership annotation is written while its text is at
+ * most this long (about 200 records); past that, the compact v2. A v1
+ * record (~140 bytes) is bigger than the entry it describes (~100), and
+ * every write, etcd revision and watch event of aws-auth carries it: at
+ * 1,000 entries v1 made a write 2.4 times the size of its entries. */
+#define AA_V1_MAX_BYTES ((size_t)32 * 1024)
 #define AA_PARSE_MAX_NODES 200000 /* counts alias expansions */
 #define AA_PARSE_MAX_DEPTH 32
 

@@ -2,8 +2,9 @@
  * hold, and reading and writing its two encodings (for merge.c).
  *
  * The ownership annotation has two encodings (see awsauth.h): v1, readable
- * JSON, written whenever it fits in the annotations' 256 KiB, and v2,
- * 16-byte records in base64, written only when v1 would not fit. Both are
+ * JSON, written while it is short (AA_V1_MAX_BYTES) and fits in the
+ * annotations' 256 KiB, and v2, 16-byte records in base64, written
+ * otherwise. Both are
  * read into the same rec_t, and the merge works on that.
  *
  * How many bits each v2 hash needs, and why:
@@ -495,15 +496,17 @@ static size_t v1_min_len(const ctx_t *c) {
   return n;
 }
 
-/* r->owners and r->annotation_changed for an unblocked result: v1 when
- * all annotations fit with it, else v2. *too_big: neither fits (sizes in
+/* r->owners and r->annotation_changed for an unblocked result: v1 when it
+ * is at most AA_V1_MAX_BYTES and all annotations fit with it, else v2. *too_big: neither fits (sizes in
  * sz[0], sz[1]). */
 int ao_write_annotation(ctx_t *c, const json_t *base, bool *too_big, size_t sz[2]) {
   aa_result_t *r = c->r;
   *too_big = false;
   char *t1 = NULL;
-  /* Thousands of records: v1 cannot fit, do not build it. */
-  if (annotations_size_n(base, v1_min_len(c)) <= AA_MAX_ANNOTATIONS_BYTES) {
+  bool t1_changed = false; /* t1 differs from the records read */
+  /* Hundreds of records: v1 is too long, do not build it. */
+  size_t min1 = v1_min_len(c);
+  if (min1 <= AA_V1_MAX_BYTES && annotations_size_n(base, min1) <= AA_MAX_ANNOTATIONS_BYTES) {
     json_t *v1 = build_v1(c);
     t1 = v1 ? json_dumps(v1, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     if (!t1) {
@@ -511,7 +514,7 @@ int ao_write_annotation(ctx_t *c, const json_t *base, bool *too_big, size_t sz[2
       return CK_ENOMEM;
     }
     sz[0] = ao_annotations_size(base, t1);
-    if (sz[0] <= AA_MAX_ANNOTATIONS_BYTES) {
+    if (strlen(t1) <= AA_V1_MAX_BYTES && sz[0] <= AA_MAX_ANNOTATIONS_BYTES) {
       r->owners = t1;
       r->annotation_changed = c->fmt != 1 || !json_equal(v1, c->old_recs);
       /* What the next merge reads, if this is written: keep it parsed. */
@@ -520,6 +523,7 @@ int ao_write_annotation(ctx_t *c, const json_t *base, bool *too_big, size_t sz[2
       json_decref(v1);
       return 0;
     }
+    t1_changed = c->fmt != 1 || !json_equal(v1, c->old_recs);
     json_decref(v1);
   }
   unsigned char *bytes;
@@ -541,6 +545,11 @@ int ao_write_annotation(ctx_t *c, const json_t *base, bool *too_big, size_t sz[2
   }
   free(t2);
   free(bytes);
+  if (t1 && sz[0] <= AA_MAX_ANNOTATIONS_BYTES) { /* v2 does not fit, a long v1 does */
+    r->owners = t1;
+    r->annotation_changed = t1_changed;
+    return 0;
+  }
   *too_big = true;
   if (!t1) { /* neither fits: the v1 text after all, for its size */
     json_t *v1 = build_v1(c);

@@ -5,6 +5,7 @@
 #include "cktest.h"
 
 #include "awsauth.h"
+#include "util/buf.h"
 
 #include <openssl/evp.h>
 #include <stdlib.h>
@@ -1144,13 +1145,79 @@ static json_t *empty_cm(void) {
   return make_cm(&c);
 }
 
+/* v1 up to AA_V1_MAX_BYTES of text, v2 from the record that passes it. */
+CK_TEST(awsauth, annotation_v1_up_to_its_bound) {
+  json_t *live = empty_cm();
+  size_t last_v1 = 0, last_len = 0, rec_len = 0;
+  for (size_t n = 100; n <= 600 && !last_v1; n += 1) {
+    json_t *objs = n_objects(0, n, "");
+    aa_result_t *r = reconcile_ok(live, objs, NULL);
+    cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%zu: %s", n, r->blocked_msg);
+    if (r->owners[0] == '{') {
+      cr_assert_leq(strlen(r->owners), AA_V1_MAX_BYTES, "%zu records", n);
+      rec_len = (strlen(r->owners) - last_len);
+      last_len = strlen(r->owners);
+    } else {
+      cr_assert(!strncmp(r->owners, "v2:", 3), "%zu records: %.20s", n, r->owners);
+      cr_assert_gt(n, 100, "100 records are v1");
+      last_v1 = n - 1;
+    }
+    aa_result_free(r);
+    json_decref(objs);
+  }
+  cr_assert_gt(last_v1, 0, "v1 for 600 records (over %zu bytes)", AA_V1_MAX_BYTES);
+  /* The switch is at the bound: one more record would not fit. */
+  cr_assert_gt(last_len + rec_len, AA_V1_MAX_BYTES, "v2 after %zu records, v1 of %zu bytes",
+               last_v1 + 1, last_len);
+  json_decref(live);
+}
+
+/* A long v1 annotation (written before the bound) is read as before, and
+ * the next write makes it v2 without changing what anyone owns. */
+CK_TEST(awsauth, annotation_long_v1_becomes_v2) {
+  json_t *live = empty_cm();
+  json_t *objs = n_objects(0, 1000, "");
+  json_t *recs = json_object();
+  ck_buf_t roles = {0};
+  for (size_t i = 0; i < 1000; i++) {
+    char arn[96], owner[48], uid[32], h[17];
+    snprintf(arn, sizeof arn, IAM "role/o%05zu0", i);
+    snprintf(owner, sizeof owner, "kube-system/o%05zu", i);
+    snprintf(uid, sizeof uid, "uid-o%05zu", i);
+    json_t *entry = json_pack("{s:s,s:s,s:[s]}", "rolearn", arn, "username", "uu", "groups", "view");
+    aa_entry_hash(entry, h);
+    json_decref(entry);
+    json_object_set_new(recs, arn, json_pack("{s:s,s:s,s:s}", "hash", h, "owner", owner, "uid", uid));
+    ck_buf_printf(&roles, "- rolearn: \"%s\"\n  username: \"uu\"\n  groups:\n    - \"view\"\n", arn);
+  }
+  char *v1 = json_dumps(recs, JSON_COMPACT | JSON_SORT_KEYS);
+  cr_assert_gt(strlen(v1), AA_V1_MAX_BYTES);
+  set_annotation(live, AA_OWNERS_ANNOTATION, v1);
+  json_object_set_new(json_object_get(live, "data"), "mapRoles", json_string(roles.data));
+  aa_result_t *r = reconcile_ok(live, objs, NULL);
+  cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%s", r->blocked_msg);
+  cr_assert(r->owned == 1000 && r->foreign == 0 && r->added == 0 && r->updated == 0 &&
+                r->removed == 0 && r->drifted == 0,
+            "owned %zu foreign %zu +%zu ~%zu -%zu drifted %zu", r->owned, r->foreign, r->added,
+            r->updated, r->removed, r->drifted);
+  cr_assert(!r->data_changed && r->annotation_changed && r->write_needed);
+  size_t n = 0;
+  unsigned char *b = v2_decode(r->owners, &n);
+  cr_assert_not_null(b, "not v2: %.20s", r->owners);
+  cr_assert_eq(n, 1000);
+  free(b);
+  stable_after("long v1 to v2", live, r, objs, NULL);
+  aa_result_free(r);
+  free(v1);
+  ck_buf_free(&roles);
+  json_decref(recs);
+  json_decref(objs);
+  json_decref(live);
+}
+
 CK_TEST(awsauth, annotation_v2_only_above_the_limit) {
   json_t *live = empty_cm();
-  json_t *small = n_objects(0, 1000, "");
-  aa_result_t *r = reconcile_ok(live, small, NULL);
-  cr_assert_eq(r->blocked, AA_BLOCK_NONE, "%s", r->blocked_msg);
-  cr_assert_eq(r->owners[0], '{', "1000 records fit as v1: %.20s", r->owners);
-  aa_result_free(r);
+  aa_result_t *r;
 
   json_t *objs = n_objects(0, 3000, "");
   r = reconcile_ok(live, objs, NULL);
@@ -1201,7 +1268,6 @@ CK_TEST(awsauth, annotation_v2_only_above_the_limit) {
   aa_result_free(r2);
   json_decref(v2live);
   json_decref(objs);
-  json_decref(small);
   json_decref(live);
 }
 
@@ -1211,25 +1277,25 @@ CK_TEST(awsauth, annotation_v2_back_to_v1_when_it_fits) {
   aa_result_t *r = reconcile_ok(live, objs, NULL);
   json_t *v2live = apply_ok(live, r);
   cr_assert(!strncmp(owners_of(v2live), "v2:", 3));
-  /* 2000 of them are being deleted: their entries go, the finalizers can
+  /* 2900 of them are being deleted: their entries go, the finalizers can
    * go after the write (not before: the v2 records name them). */
-  json_t *next = n_objects(0, 1000, "");
-  json_t *going = n_objects(1000, 2000, ",\"deletionTimestamp\":\"" T3 "\"");
+  json_t *next = n_objects(0, 100, "");
+  json_t *going = n_objects(100, 2900, ",\"deletionTimestamp\":\"" T3 "\"");
   json_array_extend(next, going);
   aa_opts_t o = {.max_removals = -1};
   aa_result_t *r2 = reconcile_ok(v2live, next, &o);
   cr_assert_eq(r2->blocked, AA_BLOCK_NONE, "%s", r2->blocked_msg);
-  cr_assert_eq(r2->removed, 2000);
-  cr_assert_eq(r2->owned, 1000);
+  cr_assert_eq(r2->removed, 2900);
+  cr_assert_eq(r2->owned, 100);
   json_t *ann = cktest_json(r2->owners);
   cr_assert(json_is_object(ann), "not v1: %.20s", r2->owners);
-  cr_assert_eq(json_object_size(ann), 1000);
+  cr_assert_eq(json_object_size(ann), 100);
   cr_assert_str_eq(json_string_value(json_object_get(json_object_get(ann, IAM "role/o000000"),
                                                      "owner")),
                    "kube-system/o00000");
   for (size_t i = 0; i < 3000; i++) {
     const aa_obj_status_t *s = &r2->objs[i];
-    if (i < 1000)
+    if (i < 100)
       cr_assert(s->entries == 1 && !s->release_now && !s->release_after_write, "object %zu", i);
     else
       cr_assert(s->entries == 0 && !s->release_now && s->release_after_write, "object %zu", i);
