@@ -1169,19 +1169,25 @@ class Bench:
             self.res["restarts"].append({"workload": "start", **self.restart_apiserver()})
         self.ensure_crd()
         jobs = []
-        # ABAB: every round runs each operator once, the floor first
+
+        def order(r):
+            # every round runs each operator once, each round starting one
+            # operator later: no operator always runs first after the floor
+            # (or after the same neighbour)
+            k = r % len(self.ops) if self.ops else 0
+            return self.ops[k:] + self.ops[:k]
         if "W1" in self.workloads:
             for r in range(self.runs):
-                jobs += [("W1", None, r)] + [("W1", op, r) for op in self.ops]
+                jobs += [("W1", None, r)] + [("W1", op, r) for op in order(r)]
         if "W3" in self.workloads:
             for r in range(self.runs):
-                jobs += [("W3", None, r)] + [("W3", op, r) for op in self.ops]
+                jobs += [("W3", None, r)] + [("W3", op, r) for op in order(r)]
         if "W4" in self.workloads:
             for r in range(self.runs_long):
-                jobs += [("W4", op, r) for op in self.ops]
+                jobs += [("W4", op, r) for op in order(r)]
         if "W5" in self.workloads:
             for r in range(self.runs_long):
-                jobs += [("W5", op, r) for op in self.ops]
+                jobs += [("W5", op, r) for op in order(r)]
         for wl, op, r in jobs:
             log(f"== {wl} {op or 'floor'} run {r}")
             try:

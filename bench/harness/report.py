@@ -177,8 +177,10 @@ def section(res, pngs, notes, extras=()):
     L += [
         "How it is measured (bench/harness/peerbench.py): one operator at a time, every workload in a fresh "
         "namespace `perf-*` whose `aws-auth` ConfigMap is the target, removed afterwards. W1 and W3 go in "
-        "rounds (floor, crdkit, controller-runtime, kube-rs, kopf; then again), so drift on the shared "
-        "machine spreads over all. CPU is utime+stime from `/proc/PID/stat`, memory VmRSS/VmHWM from "
+        "rounds (the floor first, then each operator once, each round starting one operator later: "
+        "crdkit, controller-runtime, kube-rs, kopf; then controller-runtime, kube-rs, kopf, crdkit; ...), "
+        "so drift on the shared machine, and whatever one operator leaves behind for the next, spreads "
+        "over all. CPU is utime+stime from `/proc/PID/stat`, memory VmRSS/VmHWM from "
         "`/proc/PID/status` (kopf: the Python process, `run.sh` execs it); times come from a watch of the "
         "ConfigMap (raw HTTPS with the admin certificate) taken by the driver, not from the operators. Before "
         "W1 and W5 each operator is started and one warm-up object must reach aws-auth, so W1 times the "
