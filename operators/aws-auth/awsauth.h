@@ -151,9 +151,14 @@ typedef struct aa_list {
  * as in the authenticator; entries that are not objects or lack the ARN
  * stay in doc (we keep them) with arn NULL. */
 int aa_list_parse(aa_kind_t kind, const char *text, size_t len, aa_list_t *out);
+/* The same from a list already decoded: out takes doc (a reference the
+ * caller gives up). Returns out->rc (CK_EINVAL when doc is not an array). */
+int aa_list_from_doc(aa_kind_t kind, json_t *doc, aa_list_t *out);
 void aa_list_free(aa_list_t *l);
 
 /* ---- Emitter (emit.c) --------------------------------------------------- */
+
+typedef struct aa_cache aa_cache_t; /* the merge's parse cache (below) */
 
 /* YAML text for a list (a JSON array of entries): block sequence, objects
  * as block mappings, nested values in flow style, every string
@@ -166,11 +171,15 @@ void aa_list_free(aa_list_t *l);
 int aa_emit_list(const json_t *list, char **out);
 
 /* aa_emit_list, then parse the text back with aa_list_parse and require
- * the identical JSON: a mismatch is CK_EINVAL and *out stays NULL. When
- * back is not NULL and 0 is returned, *back is the text parsed back (free
- * with aa_list_free); otherwise it is zeroed. */
-int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, aa_list_t *back,
-                    ck_error_t *err);
+ * the identical JSON: a mismatch is CK_EINVAL and *out stays NULL. With a
+ * cache (may be NULL), an entry whose text an earlier emit of this kind
+ * checked is compared with that text's kept parse, and only the other
+ * entries are parsed back (together, in one parse); the cache then keeps
+ * the entries of this emit. When back is not NULL and 0 is returned,
+ * *back is the text parsed back (free with aa_list_free); otherwise it is
+ * zeroed. */
+int aa_emit_checked(aa_kind_t kind, const json_t *list, aa_cache_t *cache, char **out,
+                    aa_list_t *back, ck_error_t *err);
 
 /* Hash of an entry for the ownership annotation: 16 lower-case hex
  * digits (64 bits of SHA-256 over canonical JSON) + NUL into out. It only
@@ -209,8 +218,8 @@ typedef enum aa_drift_mode {
  * reference to each, so never modify an object between merges. Optional
  * (aa_opts_t.cache); used by one merge at a time; the caller frees it
  * with aa_cache_free, and may empty it with aa_cache_clear whenever it
- * wants the memory back. */
-typedef struct aa_cache aa_cache_t;
+ * wants the memory back. Also each entry text the last emit of each kind
+ * wrote, with its parse (aa_emit_checked). */
 aa_cache_t *aa_cache_new(void); /* NULL: out of memory */
 void aa_cache_clear(aa_cache_t *cache);
 void aa_cache_free(aa_cache_t *cache);

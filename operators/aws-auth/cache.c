@@ -9,7 +9,11 @@
  * (the informer's snapshot memo), and reading one (validating its spec,
  * normalising its ARNs) costs more than copying what that gave. The cache
  * holds a reference to each, so an address cannot be reused by another
- * object while it is here. */
+ * object while it is here.
+ *
+ * And the text of each entry the last emit wrote, with its parse: an
+ * emit's round-trip check then parses back only the entries whose text it
+ * has not checked before (emit.c). */
 #include "cache.h"
 
 #include "util/strmap.h"
@@ -35,13 +39,27 @@ typedef struct annslot {
   uint64_t used;
 } annslot_t;
 
+/* What both memos below start with: their key in the map, and the last
+ * merge (objects) or emit of its kind (entries) that used them. */
+typedef struct memo {
+  const char *key;
+  uint64_t gen;
+  void (*free)(struct memo *m);
+} memo_t;
+
 typedef struct objmemo {
+  memo_t m;            /* m.key: keybuf */
   json_t *obj;         /* held */
   aa_obj_status_t st;  /* as aa_object_parse left it */
   json_t *desired;     /* held; NULL for an invalid object */
-  uint64_t gen;        /* the last merge that read it */
-  char key[2 * sizeof(uintptr_t) + 1];
+  char keybuf[2 * sizeof(uintptr_t) + 1];
 } objmemo_t;
+
+typedef struct entmemo {
+  memo_t m;       /* m.key: text, the entry's block as emitted (malloc'd) */
+  char *text;
+  json_t *parsed; /* held */
+} entmemo_t;
 
 struct aa_cache {
   cslot_t s[2][CACHE_SLOTS];
@@ -52,6 +70,8 @@ struct aa_cache {
   uint64_t gen;      /* the merge reading now */
   size_t obj_hits;
   annslot_t ann[CACHE_SLOTS]; /* v1 ownership annotations read or written */
+  ck_strmap_t ents[2];        /* per kind: entry text -> entmemo_t */
+  uint64_t egen[2];           /* per kind: the emit in progress */
 };
 
 aa_cache_t *aa_cache_new(void) {
@@ -66,20 +86,45 @@ size_t aa_cache_object_hits(const aa_cache_t *cache) {
   return cache ? cache->obj_hits : 0;
 }
 
-static void objmemo_free(objmemo_t *m) {
+static void objmemo_free(memo_t *mm) {
+  objmemo_t *m = (objmemo_t *)mm;
   json_decref(m->obj);
   json_decref(m->desired);
   aa_obj_status_clear(&m->st);
   free(m);
 }
 
-static void objs_clear(aa_cache_t *cache) {
+/* Free every memo of map and empty it. */
+static void memos_clear(ck_strmap_t *map) {
   size_t pos = 0;
   void *v;
-  while (ck_strmap_next(&cache->objs, &pos, NULL, &v))
-    objmemo_free(v);
-  ck_strmap_free(&cache->objs);
-  memset(&cache->objs, 0, sizeof cache->objs);
+  while (ck_strmap_next(map, &pos, NULL, &v))
+    ((memo_t *)v)->free(v);
+  ck_strmap_free(map);
+  memset(map, 0, sizeof *map);
+}
+
+/* Free the memos of map that gen did not use. */
+static void memos_sweep(ck_strmap_t *map, uint64_t gen) {
+  size_t n = 0, pos = 0;
+  void *v;
+  while (ck_strmap_next(map, &pos, NULL, &v))
+    n += ((memo_t *)v)->gen != gen;
+  memo_t **gone = n ? malloc(n * sizeof *gone) : NULL;
+  if (n && !gone) {
+    memos_clear(map); /* cannot tell them apart: forget everything */
+    return;
+  }
+  size_t k = 0;
+  pos = 0;
+  while (k < n && ck_strmap_next(map, &pos, NULL, &v))
+    if (((memo_t *)v)->gen != gen)
+      gone[k++] = v;
+  for (size_t i = 0; i < k; i++) {
+    ck_strmap_del(map, gone[i]->key);
+    gone[i]->free(gone[i]);
+  }
+  free(gone);
 }
 
 static void obj_key(const json_t *obj, char key[2 * sizeof(uintptr_t) + 1]) {
@@ -98,7 +143,7 @@ int aa_cache_object_get(aa_cache_t *cache, const json_t *obj, const char *finali
   if (aa_obj_status_copy(st, &m->st))
     return CK_ENOMEM;
   *desired = json_incref(m->desired);
-  m->gen = cache->gen;
+  m->m.gen = cache->gen;
   cache->obj_hits++;
   return 1;
 }
@@ -109,7 +154,7 @@ void aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *final
     char *f = strdup(finalizer);
     if (!f)
       return;
-    objs_clear(cache);
+    memos_clear(&cache->objs);
     free(cache->finalizer);
     cache->finalizer = f;
   }
@@ -122,11 +167,11 @@ void aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *final
   }
   m->obj = json_incref((json_t *)obj);
   m->desired = json_incref((json_t *)desired);
-  m->gen = cache->gen;
-  obj_key(obj, m->key);
+  obj_key(obj, m->keybuf);
+  m->m = (memo_t){.key = m->keybuf, .gen = cache->gen, .free = objmemo_free};
   void *old = NULL;
-  if (ck_strmap_put(&cache->objs, m->key, m, &old) != 0) {
-    objmemo_free(m);
+  if (ck_strmap_put(&cache->objs, m->m.key, m, &old) != 0) {
+    objmemo_free(&m->m);
     return;
   }
   if (old)
@@ -134,26 +179,45 @@ void aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *final
 }
 
 void aa_cache_object_sweep(aa_cache_t *cache) {
-  size_t n = 0, pos = 0;
-  void *v;
-  while (ck_strmap_next(&cache->objs, &pos, NULL, &v))
-    n += ((objmemo_t *)v)->gen != cache->gen;
-  objmemo_t **gone = n ? malloc(n * sizeof *gone) : NULL;
-  if (n && !gone) {
-    objs_clear(cache); /* cannot tell them apart: forget everything */
-  } else if (n) {
-    size_t k = 0;
-    pos = 0;
-    while (ck_strmap_next(&cache->objs, &pos, NULL, &v))
-      if (((objmemo_t *)v)->gen != cache->gen)
-        gone[k++] = v;
-    for (size_t i = 0; i < k; i++) {
-      ck_strmap_del(&cache->objs, gone[i]->key);
-      objmemo_free(gone[i]);
-    }
-  }
-  free(gone);
+  memos_sweep(&cache->objs, cache->gen);
   cache->gen++;
+}
+
+static void entmemo_free(memo_t *mm) {
+  entmemo_t *m = (entmemo_t *)mm;
+  free(m->text);
+  json_decref(m->parsed);
+  free(m);
+}
+
+json_t *aa_cache_entry_get(aa_cache_t *cache, aa_kind_t k, const char *text) {
+  entmemo_t *m = ck_strmap_get(&cache->ents[k], text);
+  if (!m)
+    return NULL;
+  m->m.gen = cache->egen[k];
+  return m->parsed;
+}
+
+void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t *parsed) {
+  entmemo_t *m = calloc(1, sizeof *m);
+  if (!m || !(m->text = strdup(text))) {
+    free(m);
+    return;
+  }
+  m->parsed = json_incref(parsed);
+  m->m = (memo_t){.key = m->text, .gen = cache->egen[k], .free = entmemo_free};
+  void *old = NULL;
+  if (ck_strmap_put(&cache->ents[k], m->m.key, m, &old) != 0) {
+    entmemo_free(&m->m);
+    return;
+  }
+  if (old)
+    entmemo_free(old);
+}
+
+void aa_cache_entry_sweep(aa_cache_t *cache, aa_kind_t k) {
+  memos_sweep(&cache->ents[k], cache->egen[k]);
+  cache->egen[k]++;
 }
 
 static void cslot_clear(cslot_t *s) {
@@ -200,7 +264,9 @@ void aa_cache_clear(aa_cache_t *cache) {
       cslot_clear(&cache->s[k][i]);
   for (int i = 0; i < CACHE_SLOTS; i++)
     annslot_clear(&cache->ann[i]);
-  objs_clear(cache);
+  memos_clear(&cache->objs);
+  memos_clear(&cache->ents[AA_ROLES]);
+  memos_clear(&cache->ents[AA_USERS]);
 }
 
 void aa_cache_free(aa_cache_t *cache) {

@@ -40,4 +40,15 @@ json_t *aa_cache_annotation_get(aa_cache_t *cache, const char *text, size_t len)
  * older of two kept texts goes. A failure only costs a parse next time. */
 void aa_cache_annotation_put(aa_cache_t *cache, const char *text, size_t len, json_t *recs);
 
+/* The parse of one entry's emitted text (exactly `text`, a block
+ * "- ...\n" whose whole-list round trip was checked by an emit of kind k
+ * before), borrowed until the next sweep of k or clear; NULL when not
+ * kept. Marks it as emitted again. */
+json_t *aa_cache_entry_get(aa_cache_t *cache, aa_kind_t k, const char *text);
+/* Keep parsed (the cache takes a new reference) as the parse of text. A
+ * failure only costs a parse next time. */
+void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t *parsed);
+/* End of an emit of kind k: forget the entries it did not emit. */
+void aa_cache_entry_sweep(aa_cache_t *cache, aa_kind_t k);
+
 #endif

@@ -2,6 +2,7 @@
  * Every string is double-quoted: a plain `yes`, `012`, `~` or a value with
  * an injected line break would otherwise change type or structure. */
 #include "awsauth.h"
+#include "cache.h"
 
 #include "util/buf.h"
 
@@ -185,55 +186,81 @@ static int put_entry(ck_buf_t *b, const json_t *e) {
   return 0;
 }
 
+/* The list's text into b; off (NULL, or room for n + 1) gets where each
+ * entry's block starts, and off[n] the end; *blocks whether every block
+ * has block_shape_ok's shape. */
+static bool block_shape_ok(const char *t, size_t len);
+
+static int emit_blocks(const json_t *list, ck_buf_t *b, size_t *off, bool *blocks) {
+  size_t n = json_array_size(list);
+  *blocks = n > 0;
+  if (n == 0)
+    ck_buf_puts(b, "[]\n");
+  size_t i;
+  json_t *e;
+  json_array_foreach(list, i, e) {
+    size_t at = b->len;
+    if (off)
+      off[i] = at;
+    int rc = put_entry(b, e);
+    if (rc)
+      return rc;
+    *blocks = *blocks && !b->oom && block_shape_ok(b->data + at, b->len - at);
+  }
+  if (off)
+    off[n] = b->len;
+  return b->oom ? CK_ENOMEM : 0;
+}
+
 int aa_emit_list(const json_t *list, char **out) {
   *out = NULL;
   if (!json_is_array(list))
     return CK_EINVAL;
   ck_buf_t b = {0};
-  if (json_array_size(list) == 0)
-    ck_buf_puts(&b, "[]\n");
-  size_t i;
-  json_t *e;
-  json_array_foreach(list, i, e) {
-    int rc = put_entry(&b, e);
-    if (rc) {
-      ck_buf_free(&b);
-      return rc;
-    }
-  }
-  if (b.oom) {
+  bool blocks;
+  int rc = emit_blocks(list, &b, NULL, &blocks);
+  if (rc) {
     ck_buf_free(&b);
-    return CK_ENOMEM;
+    return rc;
   }
   *out = ck_buf_steal(&b);
   return 0;
 }
 
-int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, aa_list_t *back_out,
-                    ck_error_t *err) {
-  char *text = NULL;
-  *out = NULL;
-  if (back_out)
-    memset(back_out, 0, sizeof *back_out);
-  int rc = aa_emit_list(list, &text);
-  if (rc)
-    return ck_error_set(err, rc, "%s: cannot emit the entries", aa_kind_key(kind));
-  if (strlen(text) > AA_MAX_DATA_BYTES) {
-    free(text);
+/* A block put_entry wrote: "- " first, every later line indented, a line
+ * break last. A list of such blocks reads as the list of what each block
+ * reads as alone: a line at column 0 starts the next item, and nothing
+ * else can (strings are double-quoted with their line breaks escaped). */
+static bool block_shape_ok(const char *t, size_t len) {
+  if (len < 3 || t[0] != '-' || t[1] != ' ' || t[len - 1] != '\n')
+    return false;
+  for (size_t i = 0; i + 1 < len; i++)
+    if (t[i] == '\n' && t[i + 1] != ' ')
+      return false;
+  return true;
+}
+
+static int emit_error(aa_kind_t kind, int rc, const char *why, ck_error_t *err) {
+  if (rc == CK_ETOOBIG)
     return ck_error_set(err, CK_ETOOBIG, "%s would be over the 1 MiB limit of a ConfigMap",
                         aa_kind_key(kind));
-  }
-  aa_list_t back;
-  rc = aa_list_parse(kind, text, strlen(text), &back);
-  if (rc) {
+  if (why)
     ck_error_set(err, CK_EINVAL, "%s: the emitted text does not parse back: %s",
-                 aa_kind_key(kind), back.error);
-  } else if (!json_equal(back.doc, (json_t *)list)) {
-    rc = ck_error_set(err, CK_EINVAL,
-                      "%s: the emitted text parses back to different entries; nothing written",
-                      aa_kind_key(kind));
-  }
-  if (rc) {
+                 aa_kind_key(kind), why);
+  else
+    ck_error_set(err, CK_EINVAL,
+                 "%s: the emitted text parses back to different entries; nothing written",
+                 aa_kind_key(kind));
+  return CK_EINVAL;
+}
+
+/* The whole text parsed back at once. */
+static int check_whole(aa_kind_t kind, const json_t *list, char *text, char **out,
+                       aa_list_t *back_out, ck_error_t *err) {
+  aa_list_t back;
+  int rc = aa_list_parse(kind, text, strlen(text), &back);
+  if (rc || !json_equal(back.doc, (json_t *)list)) {
+    emit_error(kind, CK_EINVAL, rc ? back.error : NULL, err);
     aa_list_free(&back);
     free(text);
     return CK_EINVAL;
@@ -244,6 +271,117 @@ int aa_emit_checked(aa_kind_t kind, const json_t *list, char **out, aa_list_t *b
     aa_list_free(&back);
   *out = text;
   return 0;
+}
+
+/* Entry by entry: the blocks whose text an earlier emit checked have
+ * their parse in the cache; the others are parsed back together (one
+ * parse). Every entry is compared with the parse of its own text. */
+static int check_entries(aa_kind_t kind, const json_t *list, aa_cache_t *cache, ck_buf_t *b,
+                         const size_t *off, char **out, aa_list_t *back_out, ck_error_t *err) {
+  size_t n = json_array_size(list);
+  json_t **parsed = calloc(n, sizeof *parsed);
+  ck_buf_t miss = {0};
+  size_t nmiss = 0;
+  int rc = 0;
+  if (!parsed) {
+    ck_buf_free(b);
+    return ck_error_set(err, CK_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    char *t = b->data + off[i];
+    char save = b->data[off[i + 1]];
+    b->data[off[i + 1]] = '\0';
+    parsed[i] = aa_cache_entry_get(cache, kind, t);
+    b->data[off[i + 1]] = save;
+    if (!parsed[i]) {
+      ck_buf_append(&miss, t, off[i + 1] - off[i]);
+      nmiss++;
+    }
+  }
+  aa_list_t mb = {0};
+  if (miss.oom) {
+    rc = ck_error_set(err, CK_ENOMEM, "out of memory");
+  } else if (nmiss) {
+    rc = aa_list_parse(kind, miss.data, miss.len, &mb);
+    if (rc || json_array_size(mb.doc) != nmiss)
+      rc = emit_error(kind, CK_EINVAL, rc ? mb.error : NULL, err);
+  }
+  json_t *doc = rc ? NULL : json_array();
+  if (!rc && !doc)
+    rc = ck_error_set(err, CK_ENOMEM, "out of memory");
+  for (size_t i = 0, j = 0; !rc && i < n; i++) {
+    json_t *p = parsed[i];
+    bool fresh = !p;
+    if (fresh)
+      p = json_array_get(mb.doc, j++);
+    if (!json_equal(p, json_array_get(list, i))) {
+      rc = emit_error(kind, CK_EINVAL, NULL, err);
+      break;
+    }
+    if (json_array_append(doc, p)) {
+      rc = ck_error_set(err, CK_ENOMEM, "out of memory");
+      break;
+    }
+    if (fresh) {
+      char save = b->data[off[i + 1]];
+      b->data[off[i + 1]] = '\0';
+      aa_cache_entry_put(cache, kind, b->data + off[i], p);
+      b->data[off[i + 1]] = save;
+    }
+  }
+  aa_list_free(&mb);
+  ck_buf_free(&miss);
+  free(parsed);
+  if (rc) {
+    json_decref(doc);
+    ck_buf_free(b);
+    return rc == CK_ENOMEM ? CK_ENOMEM : CK_EINVAL;
+  }
+  aa_cache_entry_sweep(cache, kind);
+  if (back_out) {
+    if (aa_list_from_doc(kind, doc, back_out) != 0) {
+      aa_list_free(back_out);
+      ck_buf_free(b);
+      return ck_error_set(err, CK_ENOMEM, "out of memory");
+    }
+  } else {
+    json_decref(doc);
+  }
+  *out = ck_buf_steal(b);
+  return 0;
+}
+
+int aa_emit_checked(aa_kind_t kind, const json_t *list, aa_cache_t *cache, char **out,
+                    aa_list_t *back_out, ck_error_t *err) {
+  *out = NULL;
+  if (back_out)
+    memset(back_out, 0, sizeof *back_out);
+  if (!json_is_array(list))
+    return ck_error_set(err, CK_EINVAL, "%s: cannot emit the entries", aa_kind_key(kind));
+  size_t n = json_array_size(list);
+  size_t *off = malloc((n + 1) * sizeof *off);
+  if (!off)
+    return ck_error_set(err, CK_ENOMEM, "out of memory");
+  ck_buf_t b = {0};
+  bool blocks;
+  int rc = emit_blocks(list, &b, off, &blocks);
+  if (rc) {
+    free(off);
+    ck_buf_free(&b);
+    return ck_error_set(err, rc, "%s: cannot emit the entries", aa_kind_key(kind));
+  }
+  if (b.len > AA_MAX_DATA_BYTES) {
+    free(off);
+    ck_buf_free(&b);
+    return emit_error(kind, CK_ETOOBIG, NULL, err);
+  }
+  if (cache && blocks) {
+    rc = check_entries(kind, list, cache, &b, off, out, back_out, err);
+    free(off);
+    return rc;
+  }
+  free(off);
+  return check_whole(kind, list, ck_buf_steal(&b), out, back_out, err);
 }
 
 /* A string jansson writes as its bytes between quotes: printable ASCII

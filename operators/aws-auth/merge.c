@@ -497,7 +497,7 @@ static int finish(ctx_t *c, const json_t *base, const json_t *objects) {
       continue;
     ck_error_t e = {0};
     aa_list_t back;
-    rc = aa_emit_checked((aa_kind_t)k, out[k], &nv[k], c->o->cache ? &back : NULL, &e);
+    rc = aa_emit_checked((aa_kind_t)k, out[k], c->o->cache, &nv[k], c->o->cache ? &back : NULL, &e);
     /* What we write is the next merge's live text: keep its parse. */
     if (rc == 0 && c->o->cache &&
         aa_cache_put(c->o->cache, (aa_kind_t)k, nv[k], strlen(nv[k]), &back, c->live_slot[k]) < 0)

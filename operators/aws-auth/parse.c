@@ -139,6 +139,8 @@ static int set_err(aa_list_t *l, int rc, const char *msg) {
   return rc;
 }
 
+static int list_entries(aa_list_t *out);
+
 int aa_list_parse(aa_kind_t kind, const char *text, size_t len, aa_list_t *out) {
   memset(out, 0, sizeof *out);
   out->kind = kind;
@@ -171,11 +173,27 @@ int aa_list_parse(aa_kind_t kind, const char *text, size_t len, aa_list_t *out) 
   out->doc = doc;
   if (!json_is_array(doc))
     return set_err(out, CK_EINVAL, "not a YAML list of entries");
+  return list_entries(out);
+}
+
+int aa_list_from_doc(aa_kind_t kind, json_t *doc, aa_list_t *out) {
+  memset(out, 0, sizeof *out);
+  out->kind = kind;
+  out->present = true;
+  out->doc = doc;
+  if (!json_is_array(doc))
+    return set_err(out, CK_EINVAL, "not a YAML list of entries");
+  return list_entries(out);
+}
+
+/* out->v from out->doc (an array). */
+static int list_entries(aa_list_t *out) {
+  json_t *doc = out->doc;
   size_t n = json_array_size(doc);
   out->v = calloc(n ? n : 1, sizeof *out->v);
   if (!out->v)
     return set_err(out, CK_ENOMEM, "out of memory");
-  const char *arn_field = kind == AA_ROLES ? "rolearn" : "userarn";
+  const char *arn_field = out->kind == AA_ROLES ? "rolearn" : "userarn";
   for (size_t i = 0; i < n; i++) {
     aa_entry_t *e = &out->v[i];
     e->raw = json_incref(json_array_get(doc, i));

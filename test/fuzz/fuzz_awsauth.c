@@ -46,6 +46,21 @@ static void roundtrip(aa_kind_t kind, const char *data, size_t size) {
       if (back.rc == 0 && !json_equal(back.doc, l.doc))
         __builtin_trap(); /* and mean the same */
       aa_list_free(&back);
+      /* Checked entry by entry with a cache: the same text, every entry
+       * parsed back the first time, found the second. */
+      aa_cache_t *cache = aa_cache_new();
+      for (int pass = 0; cache && pass < 2 && strlen(text) <= AA_MAX_DATA_BYTES; pass++) {
+        char *t2 = NULL;
+        ck_error_t err = {0};
+        int rc = aa_emit_checked(kind, l.doc, cache, &t2, &back, &err);
+        if (rc == CK_ENOMEM)
+          break;
+        if (rc != 0 || strcmp(t2, text) != 0 || !json_equal(back.doc, l.doc))
+          __builtin_trap();
+        aa_list_free(&back);
+        free(t2);
+      }
+      aa_cache_free(cache);
       free(text);
     }
   }

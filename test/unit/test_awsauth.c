@@ -5,6 +5,7 @@
 #include "cktest.h"
 
 #include "awsauth.h"
+#include "cache.h"
 #include "util/buf.h"
 
 #include <openssl/evp.h>
@@ -301,13 +302,116 @@ CK_TEST(awsauth, emit_table) {
     cr_assert_not_null(list, "case %zu: bad JSON", i);
     char *text = NULL;
     ck_error_t err = {0};
-    int rc = aa_emit_checked(AA_ROLES, list, &text, NULL, &err);
+    int rc = aa_emit_checked(AA_ROLES, list, NULL, &text, NULL, &err);
     cr_assert_eq(rc, 0, "case %zu: %s", i, err.message);
     if (emit_cases[i].yaml)
       cr_assert_str_eq(text, emit_cases[i].yaml, "case %zu", i);
+    /* Entry by entry with a cache: the same text, the first time (every
+     * entry parsed back) and the second (every entry found). */
+    aa_cache_t *cache = aa_cache_new();
+    for (int pass = 0; pass < 2; pass++) {
+      char *t2 = NULL;
+      aa_list_t back;
+      rc = aa_emit_checked(AA_ROLES, list, cache, &t2, &back, &err);
+      cr_assert_eq(rc, 0, "case %zu, pass %d: %s", i, pass, err.message);
+      cr_assert_str_eq(t2, text, "case %zu, pass %d", i, pass);
+      cr_assert(json_equal(back.doc, list), "case %zu, pass %d", i, pass);
+      aa_list_free(&back);
+      free(t2);
+    }
+    aa_cache_free(cache);
     free(text);
     json_decref(list);
   }
+}
+
+/* The block of entry i in an emitted text ("- " at column 0 to the next). */
+static char *block_of(const char *text, size_t i) {
+  const char *p = text;
+  for (size_t k = 0; k < i; k++) {
+    p = strstr(p + 1, "\n- ");
+    cr_assert_not_null(p, "no block %zu", i);
+    p++;
+  }
+  const char *end = strstr(p + 1, "\n- ");
+  return end ? strndup(p, (size_t)(end + 1 - p)) : strdup(p);
+}
+
+CK_TEST(awsauth, emit_checked_keeps_entries_it_checked) {
+  aa_cache_t *cache = aa_cache_new();
+  json_t *list = cktest_json(
+      "[{\"rolearn\":\"arn:aws:iam::1:role/a\",\"username\":\"a\",\"groups\":[\"x\"]},"
+      "{\"rolearn\":\"arn:aws:iam::1:role/b\",\"username\":\"yes\\n- rolearn: evil\"},"
+      "\"not an object\", {\"rolearn\":\"arn:aws:iam::1:role/c\",\"n\":[1,2.5,true,null]}]");
+  char *text = NULL, *want = NULL;
+  ck_error_t err = {0};
+  cr_assert_eq(aa_emit_checked(AA_ROLES, list, cache, &text, NULL, &err), 0, "%s", err.message);
+  cr_assert_eq(aa_emit_list(list, &want), 0);
+  cr_assert_str_eq(text, want);
+  /* (A lookup counts as a use: only the blocks that stay are looked up.) */
+  for (size_t i = 2; i < 4; i++) {
+    char *b = block_of(text, i);
+    json_t *p = aa_cache_entry_get(cache, AA_ROLES, b);
+    cr_assert_not_null(p, "block %zu not kept: %s", i, b);
+    cr_assert(json_equal(p, json_array_get(list, i)), "block %zu", i);
+    free(b);
+  }
+  char *gone = block_of(text, 1), *old0 = block_of(text, 0);
+  free(text);
+  free(want);
+
+  /* Entry 1 removed, entry 0 changed: the new text is checked, the old
+   * ones are forgotten, the others are kept. */
+  json_array_remove(list, 1);
+  json_object_set_new(json_array_get(list, 0), "username", json_string("a2"));
+  aa_list_t back;
+  cr_assert_eq(aa_emit_checked(AA_ROLES, list, cache, &text, &back, &err), 0, "%s", err.message);
+  cr_assert_eq(aa_emit_list(list, &want), 0);
+  cr_assert_str_eq(text, want);
+  cr_assert(json_equal(back.doc, list));
+  cr_assert_eq(back.n, 3);
+  cr_assert_str_eq(back.v[0].key, "arn:aws:iam::1:role/a");
+  cr_assert_null(back.v[1].arn, "a string entry has no ARN");
+  cr_assert_null(aa_cache_entry_get(cache, AA_ROLES, gone), "removed entry still kept");
+  cr_assert_null(aa_cache_entry_get(cache, AA_ROLES, old0), "changed entry's old text still kept");
+  for (size_t i = 0; i < 3; i++) {
+    char *b = block_of(text, i);
+    cr_assert_not_null(aa_cache_entry_get(cache, AA_ROLES, b), "block %zu not kept", i);
+    free(b);
+  }
+  cr_assert_null(aa_cache_entry_get(cache, AA_USERS, gone), "kinds are kept apart");
+  aa_list_free(&back);
+  free(gone);
+  free(old0);
+  free(text);
+  free(want);
+  json_decref(list);
+  aa_cache_free(cache);
+}
+
+/* The kept parse is what an entry is compared with: a text kept with
+ * another parse (as a wrong emitter or parser would leave) fails. */
+CK_TEST(awsauth, emit_checked_compares_with_kept_parse) {
+  aa_cache_t *cache = aa_cache_new();
+  json_t *list = cktest_json("[{\"rolearn\":\"arn:aws:iam::1:role/a\",\"username\":\"a\"},"
+                             "{\"rolearn\":\"arn:aws:iam::1:role/b\",\"username\":\"b\"}]");
+  char *text = NULL;
+  cr_assert_eq(aa_emit_list(list, &text), 0);
+  char *b1 = block_of(text, 1);
+  json_t *wrong = cktest_json("{\"rolearn\":\"arn:aws:iam::1:role/b\",\"username\":\"root\"}");
+  aa_cache_entry_put(cache, AA_ROLES, b1, wrong);
+  char *out = (char *)"untouched";
+  ck_error_t err = {0};
+  aa_list_t back;
+  cr_assert_eq(aa_emit_checked(AA_ROLES, list, cache, &out, &back, &err), CK_EINVAL);
+  cr_assert_null(out);
+  cr_assert_null(back.doc);
+  cr_assert(strstr(err.message, "different entries"), "%s", err.message);
+  json_decref(wrong);
+  free(b1);
+  free(text);
+  json_decref(list);
+  aa_cache_free(cache);
 }
 
 CK_TEST(awsauth, emit_quotes_every_string) {
