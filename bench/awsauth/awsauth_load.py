@@ -21,6 +21,12 @@ test/e2e/aws_auth_scale.sh (the 500-object run and the churn).
           names, a new ARN, roles <-> users), delete about a third; the
           number of finished operations goes to FILE as it goes. One JSON
           line at the end: the operations, and the names deleted.
+  pairs   -n NS -c ROUNDS [--configmap NAME] [--timeout S]
+          two objects pair-a and pair-b; each round changes pair-a and at
+          once pair-b (back to back on one connection, so pair-b's change
+          arrives while the merge of pair-a's runs), then waits until the
+          ConfigMap shows both. One JSON line: the rounds and the longest
+          wait; exit 1 (with the round) when one never shows.
   cleanup -n NS
           drop the finalizer of every AWSAuth in NS and delete it (for when
           no operator runs).
@@ -438,6 +444,42 @@ def cmd_churn(kube, a):
 
 # ---- cleanup ---------------------------------------------------------------
 
+# ---- pairs -----------------------------------------------------------------
+
+def cmd_pairs(kube, a):
+    ns, cm_path = a.namespace, f"/api/v1/namespaces/{a.namespace}/configmaps/{a.configmap}"
+
+    def users_in_cm():
+        st, cm = kube.request("GET", cm_path)
+        return ((cm.get("data") or {}).get("mapRoles") or "") if st == 200 else ""
+
+    for name in ("pair-a", "pair-b"):
+        st, body = kube.request("POST", objs_path(ns),
+                                awsauth(name, "mapRoles", [role_arn(name)], name + "-start", ["g"]))
+        expect(st, body, (201, 409), "create " + name)
+    longest = 0.0
+    for i in range(a.count):
+        want = [f"pair-a-{i:04d}", f"pair-b-{i:04d}"]
+        t0 = time.monotonic()
+        for name, user in zip(("pair-a", "pair-b"), want):
+            st, body = kube.request("PATCH", objs_path(ns, name),
+                                    {"spec": {"mapRoles": [{"rolearn": role_arn(name), "username": user,
+                                                            "groups": ["g"]}]}},
+                                    ctype="application/merge-patch+json")
+            expect(st, body, (200,), "change " + name)
+        while True:
+            text = users_in_cm()
+            if all(f'"{u}"' in text or f" {u}\n" in text for u in want):
+                break
+            if time.monotonic() - t0 > a.timeout:
+                print(json.dumps({"round": i, "missing": [u for u in want if u not in text],
+                                  "timeout_s": a.timeout}), flush=True)
+                sys.exit(1)
+            time.sleep(0.02)
+        longest = max(longest, time.monotonic() - t0)
+    print(json.dumps({"rounds": a.count, "longest_s": round(longest, 3)}), flush=True)
+
+
 def cmd_cleanup(kube, a):
     st, lst = kube.request("GET", objs_path(a.namespace))
     if st == 404:
@@ -467,7 +509,7 @@ def cmd_cleanup(kube, a):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    for name in ("create", "bench", "churn", "cleanup"):
+    for name in ("create", "bench", "churn", "pairs", "cleanup"):
         s = sub.add_parser(name)
         s.add_argument("-n", "--namespace", required=True)
         if name != "cleanup":
@@ -475,9 +517,10 @@ def main():
         if name in ("create", "bench"):
             s.add_argument("-t", "--threads", type=int, default=8)
             s.add_argument("--prefix", default="load")
-        if name == "bench":
+        if name in ("bench", "pairs"):
             s.add_argument("--configmap", default="aws-auth")
-            s.add_argument("--timeout", type=float, default=300)
+            s.add_argument("--timeout", type=float, default=300 if name == "bench" else 10)
+        if name == "bench":
             s.add_argument("--cpu-pid", type=int, default=0,
                            help="also report this process's CPU seconds at both points")
         if name == "churn":
@@ -486,7 +529,7 @@ def main():
     a = p.parse_args()
     kube = Kube()
     try:
-        {"create": cmd_create, "bench": cmd_bench, "churn": cmd_churn,
+        {"create": cmd_create, "bench": cmd_bench, "churn": cmd_churn, "pairs": cmd_pairs,
          "cleanup": cmd_cleanup}[a.cmd](kube, a)
     finally:
         kube.close()

@@ -12,7 +12,10 @@
 #   c. 500 AWSAuth created at once from 8 connections: the ConfigMap holds
 #      all 500 with at most 25 writes (5%), counted both by the operator's
 #      awsauth_configmap_writes_total and by a `kubectl get -w` of the
-#      ConfigMap.
+#      ConfigMap;
+#   d. then, 20 times, two objects changed back to back: both changes
+#      reach aws-auth (the second arrives while the merge of the first
+#      runs).
 # Each part has its own namespace scale-*-<random> and ConfigMap
 # <ns>/aws-auth (--configmap). The objects are created, changed and deleted
 # by bench/awsauth/awsauth_load.py (one REST client, no kubectl per call).
@@ -354,6 +357,13 @@ echo "ConfigMap writes for 500 objects: $by_metric (awsauth_configmap_writes_tot
 grep -o '"msg":"wrote [^"]*' "$work/burst.log" | sed 's/"msg":"/  /'
 [ "$by_metric" = "$by_watch" ] || fail "the metric ($by_metric) and the watch ($by_watch) disagree"
 [ "$by_metric" -ge 1 ] && [ "$by_metric" -le 25 ] || fail "$by_metric writes for 500 objects: more than 25 (5%)"
+
+echo "== d. a change that arrives while a merge of 500 objects runs (at ${SECONDS}s)"
+# Each round changes two objects back to back: the second change comes in
+# after the merge of the first has read the objects, and must not be
+# taken for one that merge already had.
+pairs=$("${load[@]}" pairs -n "$ns_c" -c 20) || fail "a change made during a merge never reached aws-auth: $pairs"
+echo "$pairs"
 stop burst
 
 no_errors_logged
