@@ -101,6 +101,7 @@ typedef struct post {
   outcome_t *oc;
   bool release; /* deleting and its entries are gone: remove the finalizer */
   int64_t since; /* when this object first had work waiting (ck_now_ms) */
+  bool retry;    /* put back after a failure: its key waits for a backoff */
 } post_t;
 
 typedef struct op {
@@ -515,6 +516,7 @@ static void post_free(post_t *p) {
 static void post_put_back(op_t *op, post_t *p) {
   pthread_mutex_lock(&op->mu);
   bool newer = ck_strmap_get(&op->posts, p->key) != NULL;
+  p->retry = true;
   if (!newer && ck_strmap_put(&op->posts, p->key, p, NULL) != 0)
     newer = true; /* out of memory: the next merge asks again */
   pthread_mutex_unlock(&op->mu);
@@ -731,8 +733,13 @@ static void queue_posts(op_t *op, json_t *objects, aa_result_t *r, bool clean,
     if (rc == 0 && old)
       p->since = ((post_t *)old)->since; /* waiting since the first of them */
     /* Queued under the lock: once it is released a worker may take p and
-     * free it (and p->key with it). */
-    if (rc == 0)
+     * free it (and p->key with it). A post still waiting replaced: its key
+     * is queued, waiting for its delay (busy) or its backoff, or with a
+     * worker about to delay it; it will find this one. Queuing it again
+     * would only hand it to a worker that delays it again, once per merge.
+     * (A release of a finalizer never waits, and new work does not wait
+     * for the backoff of a failure: both queued at once.) */
+    if (rc == 0 && (!old || release || ((post_t *)old)->retry))
       ck_controller_enqueue(op->obj_ctl, p->key);
     pthread_mutex_unlock(&op->mu);
     post_free(old);
