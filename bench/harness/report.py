@@ -252,9 +252,7 @@ def section(res, pngs, notes, extras=()):
           "after which it holds exactly the entries of the objects left; the driver also polls aws-auth every 0.1 s "
           f"(at most {c['w5_settle']} s) to know it is done, and that poll's figure is given where no watch "
           "figure exists (older runs) and beside it.", "",
-          *([f"These W5 figures come from `bench/results/{os.path.basename(res['w5_from']['file'])}` "
-             f"(commit {res['w5_from']['commit']}, {res['w5_from']['date']}), a second run on a fresh apiserver: "
-             f"{res['w5_from']['why']}", ""] if res.get("w5_from") else []),
+          *from_note(res, "w5_from", "These W5 figures"),
           "| | exact | lag (s) | lag by the poll (s) | CPU (s) | peak RSS (MiB) | restart took (s) | achieved rate (ops/s) |",
           "|---|---|---|---|---|---|---|---|"]
     for op in ops:
@@ -349,10 +347,20 @@ def control_plane_peak(res, op, r4):
     return "n/a"
 
 
+def from_note(res, key, what):
+    """The lines saying where figures merged in from another run come from."""
+    f = res.get(key)
+    if not f:
+        return []
+    return [f"{what} come from `bench/results/{os.path.basename(f['file'])}` (commit {f['commit']}, "
+            f"{f['date']}), another run: {f['why']}", ""]
+
+
 def w2_table(res, ops, c, title=''):
     L = []
     f4 = res['floor']['W4']
     L += [f"### W2 idle: {c['M']} AWSAuth cached{title}", "",
+          *([] if title else from_note(res, "w4_from", "These W2 figures (as W4's)")),
           f"Measured right after W4 (converged or timed out) and the operator idle (below 2% CPU over 1 s, at most 60 s), over {c['w2s']} s. For scale: the {c['M']} objects are "
           f"{fmt([r['compact_json_bytes'] for r in f4], 1 / 1048576, 1, ' MiB')} of compact JSON as the apiserver returns them.", "",
           "| | RSS (MiB) | ratio to crdkit | CPU over the window (s) | ConfigMap writes | state during the window |",
@@ -386,7 +394,7 @@ def w4_table(res, ops, c, title=''):
              "+ etcd (runs before etcd was measured: the apiserver alone). Before the operator, creating "
              "the objects: "
              f"{fmt([base_total(r) for rs in res['W4'].values() for r in rs], 1 / 1024, 0, ' MiB')}."),
-          "",
+          "", *([] if title else from_note(res, "w4_from", "These W4 figures")),
           "| | synced (s) | first write (s) | all in aws-auth (s) | ratio to floor (all) | writes | CPU until then (s) "
           "| control plane peak RSS, W4+W2 (MiB) |",
           "|---|---|---|---|---|---|---|---|"]
