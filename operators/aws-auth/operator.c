@@ -48,21 +48,6 @@
 /* ... but the wait ends once no event has come for this long: the end of
  * a burst is merged at once, not a full pause after its last change. */
 #define BURST_QUIET_MS 50
-/* A burst is at least this many changes arriving while one merge and its
- * write run. Fewer (a steady trickle, such as 50 changes a second) are
- * merged as they come, one merge after the other: a change is then in
- * aws-auth about one merge and one write after it, not a quiet after the
- * last one, at the price of a write per merge. Merging (not writing) may
- * take a third of the time: a budget that grows by a third of the time
- * that passes, up to MERGE_BUDGET_MAX_US, pays for each merge, and a
- * merge that finds it spent waits until it is paid back. So a few merges
- * in a row go at once, and a large set merged again and again still
- * leaves two thirds of a core to the rest. */
-#define BURST_MIN_EVENTS 4
-#define MERGE_BUDGET_MAX_US (100 * 1000)
-/* The parsed objects and lists a merge keeps for the next one are dropped
- * once no merge has followed for this long. */
-#define KEEP_PARSED_MS 300
 /* How soon a merge looks again when aws-auth is gone but its delete event
  * (which brings the last state) has not been handled yet. */
 #define DELETE_WAIT_MS 20
@@ -137,16 +122,7 @@ typedef struct op {
   atomic_ullong events; /* merge-relevant events seen */
   atomic_llong last_event_ms; /* ck_now_ms() of the last of them */
   atomic_llong last_event_us; /* the same in ck_now_us(), for the merge's timings */
-  bool follow;          /* the last merge wrote while events kept coming */
-  bool burst;           /* ... at least BURST_MIN_EVENTS of them */
-  int64_t next_merge_us; /* a following merge starts no earlier (ck_now_us) */
-  int64_t budget_us;     /* merge time that may be spent now (may be < 0) */
-  int64_t budget_at_us;  /* when budget_us was last brought up to date */
-  bool tidy;             /* the caches hold the last merge's parses: drop them
-                            after KEEP_PARSED_MS with no merge (a requeue) */
-  unsigned long long tidy_events; /* events counted before the last merge's snapshot */
-  int64_t last_end_ms;   /* when it ended (ck_now_ms) */
-  size_t last_nobjs;     /* how many objects it merged */
+  bool burst;           /* the last merge wrote while events kept coming */
   atomic_llong busy_until;   /* ck_now_ms() until which per-object work waits */
   int64_t last_write_ms;     /* end of our last aws-auth write (merge worker) */
   int64_t last_merge_ms;     /* how long the last merge took (merge worker) */
@@ -771,7 +747,7 @@ static void written(op_t *op, json_t *cm) {
 static bool history_wanted(op_t *op, const json_t *live) {
   if (!live)
     return false;
-  if (!op->follow && ck_now_ms() - op->last_write_ms >= HISTORY_SERIES_MS)
+  if (!op->burst && ck_now_ms() - op->last_write_ms >= HISTORY_SERIES_MS)
     return true;
   const char *rv = ck_obj_resource_version(live);
   pthread_mutex_lock(&op->mu);
@@ -868,41 +844,11 @@ static void burst_pause(op_t *op) {
   }
 }
 
-/* Drop the parses kept for the next merge; a merge of many objects also
- * leaves megabytes of freed parse trees: give them back rather than keep
- * the peak for the life of the process. */
-static void drop_parsed(op_t *op) {
-  size_t n = op->last_nobjs;
-  aa_cache_clear(op->cache);
-  ck_informer_memo_clear(op->memo);
-  ck_informer_memo_clear(op->cm_memo);
-  if (n >= 1000)
-    malloc_trim(0);
-}
-
 static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
   op_t *op = ctx;
   ck_client_t *c = ck_reconcile_client(rc);
-  if (op->tidy) {
-    op->tidy = false;
-    /* The requeue of the last merge, and nothing changed since: drop what
-     * it kept once KEEP_PARSED_MS have passed. (Any change queues the key
-     * at once; this run is then its merge.) */
-    if (atomic_load(&op->events) == op->tidy_events) {
-      int64_t left = op->last_end_ms + KEEP_PARSED_MS - ck_now_ms();
-      if (left > 0) {
-        op->tidy = true;
-        return ck_requeue_after(left);
-      }
-      drop_parsed(op);
-      op->follow = op->burst = false;
-      return ck_done();
-    }
-  }
   if (op->burst)
     burst_pause(op);
-  else if (op->follow)
-    ck_sleep_ms((op->next_merge_us - ck_now_us() + 999) / 1000);
   unsigned long long events0 = atomic_load(&op->events);
   ck_error_t err = {0};
   int64_t t0 = ck_now_us(), waited = t0 - atomic_load(&op->last_event_us);
@@ -1049,25 +995,14 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
   }
   bool failed = write_err[0] != '\0';
   size_t nobjs = r->nobjs;
-  op->last_nobjs = nobjs;
   aa_result_free(r);
   json_decref(objects);
   json_decref(live);
   /* Changes that came in before the write was answered were not in it: more
    * are on the way. (Counting later ones would also catch a client that
    * reacts to our write at once with its next change: no burst.) */
-  op->follow = wrote && events1 != events0;
-  op->burst = op->follow && events1 - events0 >= BURST_MIN_EVENTS;
-  int64_t t4 = ck_now_us();
-  op->last_merge_ms = (t4 - t0) / 1000;
-  /* The budget: a third of the time since the last merge ended, less
-   * this merge's own time. */
-  op->budget_us += op->budget_at_us ? (t4 - op->budget_at_us) / 3 : MERGE_BUDGET_MAX_US;
-  if (op->budget_us > MERGE_BUDGET_MAX_US)
-    op->budget_us = MERGE_BUDGET_MAX_US;
-  op->budget_us -= t2 - t0;
-  op->budget_at_us = t4;
-  op->next_merge_us = t4 + (op->budget_us < 0 ? -3 * op->budget_us : 0);
+  op->burst = wrote && events1 != events0;
+  op->last_merge_ms = (ck_now_us() - t0) / 1000;
   if (wrote) {
     int64_t now = ck_now_ms();
     /* In a burst the next merge may be a whole pause away: busy till then. */
@@ -1079,24 +1014,27 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
       atomic_store(&op->busy_until, 0); /* the burst is over: nothing to wait for */
     op->last_write_ms = now;
   }
+  int64_t t4 = ck_now_us();
   CK_DEBUG(COMP, op->cm_name,
            "merge of %zu objects %.2f ms after the last event: list %.2f ms, merge %.2f ms, "
            "write %.2f ms, after %.2f ms%s",
            nobjs, waited / 1e3, (t1 - t0) / 1e3, (t2 - t1) / 1e3, (t3 ? t3 - t2 : 0) / 1e3,
-           (t4 - (t3 ? t3 : t2)) / 1e3, op->burst ? " (burst)" : op->follow ? " (follow)" : "");
-  if (conflict || failed) {
-    drop_parsed(op);
-    return conflict ? ck_requeue() : ck_fail();
-  }
-  /* The parsed lists and objects help while merges follow each other
+           (t4 - (t3 ? t3 : t2)) / 1e3, op->burst ? " (burst)" : "");
+  /* The parsed lists and objects help only while merges follow each other
    * (each reads what the last one wrote, and most objects did not change
-   * in between), also when changes trickle in just after each merge;
-   * idle, they are memory for nothing: dropped by a requeue unless a
-   * merge comes first. */
-  op->tidy = true;
-  op->tidy_events = events0; /* a later event may have missed the snapshot */
-  op->last_end_ms = ck_now_ms();
-  return ck_requeue_after(KEEP_PARSED_MS);
+   * in between); idle, they are memory for nothing. */
+  if (!op->burst) {
+    aa_cache_clear(op->cache);
+    ck_informer_memo_clear(op->memo);
+    ck_informer_memo_clear(op->cm_memo);
+  }
+  /* A merge of many objects leaves megabytes of freed parse trees; give
+   * them back rather than keep the peak for the life of the process. */
+  if (nobjs >= 1000)
+    malloc_trim(0);
+  if (conflict)
+    return ck_requeue();
+  return failed ? ck_fail() : ck_done();
 }
 
 /* ---- run ------------------------------------------------------------------ */
