@@ -1094,6 +1094,7 @@ class Bench:
                     want.add((kind, a, user, tuple(groups)))
             t_exact = None
             last_diff = None
+            diff_entries = None
             while time.monotonic() < t_end + self.w5_settle:
                 try:
                     st, o = kube.request("GET", cm_path(ns, CM))
@@ -1107,6 +1108,8 @@ class Bench:
                         t_exact = time.monotonic()
                         break
                     last_diff = (len(want - got), len(got - want))
+                    diff_entries = {"missing": sorted(map(list, want - got))[:5],
+                                    "extra": sorted(map(list, got - want))[:5]}
                 time.sleep(0.1)
             lag_watch = watch_lag(cw, want, t_end, t_exact)
             if cw:
@@ -1129,6 +1132,7 @@ class Bench:
                  "lag_poll_s": (t_exact - t_end) if t_exact else None, "lag_from_watch": lag_watch is not None,
                  "lag_watch_error": (cw.error if cw else "no watch was opened"), "end_wall": t_end_wall,
                  "missing_extra_at_timeout": last_diff,
+                 "differing_entries_at_timeout": None if t_exact else diff_entries,
                  "deleted_objects_left": len(leftover), "entries": len(want),
                  "cpu_s": (cpu - cpu0) if cpu is not None and cpu0 is not None else None,
                  "hwm_kib": proc.mem()[1], "alive": proc.alive()}
