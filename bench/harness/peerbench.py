@@ -36,7 +36,10 @@ keeps its data); the RSS of the apiserver and of etcd is sampled during
 W4+W2 (their peaks are the load the operator puts on them); once the two
 pass CONTROL_PLANE_MAX_MIB the operator is stopped and W4/W2 recorded as
 stopped, so one peer cannot take the machine, and the rest of the run,
-down with it.
+down with it. Before every job etcd is compacted and defragmented (POST
+/defrag): a job starts from the same small database whatever the jobs
+before it wrote, and minutes of 200-KB ConfigMap writes cannot fill
+etcd's quota ("mvcc: database space exceeded") for the jobs after.
 Diagnostics: CRDKIT_BENCH_BIN (another crdkit binary, e.g. a baseline build),
 CRDKIT_ARGS (extra flags), PERF_RECORD=PREFIX (perf record crdkit;
 PERF_CALLGRAPH: fp, the default, or dwarf).
@@ -703,6 +706,23 @@ class Bench:
         out["seconds"] = time.monotonic() - t
         return out
 
+    def defrag(self, job):
+        """Compacts and defragments etcd between jobs; records the sizes."""
+        if "CRDKIT_TEST_CONTROL" not in self.env:
+            return
+        t = time.monotonic()
+        try:
+            req = urllib.request.Request(self.env["CRDKIT_TEST_CONTROL"] + "/defrag", method="POST", data=b"")
+            with urllib.request.urlopen(req, timeout=300) as resp:
+                ans = json.loads(resp.read().decode())
+        except Exception as e:  # noqa: BLE001
+            ans = {"error": repr(e)}
+        ans["seconds"] = round(time.monotonic() - t, 3)
+        ans["before"] = job
+        self.res.setdefault("defrags", []).append(ans)
+        if "error" in ans:
+            log(f"etcd defrag before {job} failed: {ans['error']}")
+
     def ready_with(self, op_proc, watch, name, timeout=120):
         """Creates the warm-up object and waits until the ConfigMap holds it."""
         self.kube.must("POST", aa_path(op_proc.ns), role_obj(name))
@@ -1194,6 +1214,7 @@ class Bench:
                 jobs += [("W5", op, r) for op in order(r)]
         for wl, op, r in jobs:
             log(f"== {wl} {op or 'floor'} run {r}")
+            self.defrag(f"{wl} {op or 'floor'} {r}")
             try:
                 getattr(self, wl.lower())(op, r)
             except Exception as e:  # noqa: BLE001

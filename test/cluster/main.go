@@ -3,8 +3,9 @@
 // k8s.io/kubernetes module, optionally kube-controller-manager, all on
 // 127.0.0.1 with TLS and RBAC. It writes kubeconfigs for an admin
 // (system:masters) and for an ordinary user with no rights, and serves a
-// small control endpoint so tests can compact etcd (forcing 410 Gone) or
-// restart the apiserver.
+// small control endpoint so tests can compact etcd (forcing 410 Gone),
+// compact and defragment it (benchmarks, between jobs) or restart the
+// apiserver.
 //
 //	testcluster up [--dir D] [--controller-manager [--controllers LIST]] [--log-dir L]
 //
@@ -71,7 +72,7 @@ func usage() {
 Runs etcd + kube-apiserver (and optionally kube-controller-manager) on
 127.0.0.1 until SIGTERM/SIGINT, then removes DIR. When ready it writes
 DIR/env with KUBECONFIG=..., CRDKIT_TEST_USER_KUBECONFIG=...,
-CRDKIT_TEST_CONTROL=http://127.0.0.1:PORT (POST /compact,
+CRDKIT_TEST_CONTROL=http://127.0.0.1:PORT (POST /compact, POST /defrag,
 POST /apiserver/restart, POST /apiserver/stop, POST /apiserver/start).
 `)
 }
