@@ -197,7 +197,13 @@ int ck_informer_by_index(ck_informer_t *inf, const char *index, const char *valu
  * change; the watch event of that same version is then not delivered
  * again. An object not yet cached is added only when the informer has no
  * selectors (or only field selectors on metadata.name/metadata.namespace
- * that it matches) and watches its namespace. `obj` is borrowed. */
+ * that it matches) and watches its namespace, not while a (re)list is
+ * under way (the list decides what exists), and not when the watch has
+ * already delivered the object's deletion at or after obj's
+ * resourceVersion (deletions are remembered a minute): the answer to a
+ * write that let the object go, such as removing the last finalizer, can
+ * arrive after the watch's DELETED event, and must not bring the object
+ * back. `obj` is borrowed. */
 void ck_informer_observe(ck_informer_t *inf, const json_t *obj);
 /* The same, and when the cache takes obj the memo (may be NULL) keeps
  * the cached copy, so ck_informer_get_memo of that version parses

@@ -29,6 +29,7 @@ typedef struct reflector {
   pthread_t thread;
   bool running;
   uint32_t epoch;          /* mark of the current (re)list; under inf->mu */
+  bool listing;            /* a (re)list is under way; under inf->mu */
   bool synced;             /* first list done; under inf->mu */
   int64_t failing_since;   /* monotonic ms of the first failure in a row; 0: fine */
   char last_error[256];    /* under inf->mu */
@@ -121,15 +122,18 @@ static json_t *prepare(ck_informer_t *inf, json_t *obj) {
   return obj;
 }
 
-/* Store obj (owned) and tell the handlers. kept (may be NULL): a new
- * reference to what the cache now holds when it took obj, else NULL. */
+/* Store obj (owned) and tell the handlers: from a list or the watch, or
+ * (observed) the answer to a write, added when not cached only if may_add.
+ * kept (may be NULL): a new reference to what the cache now holds when it
+ * took obj, else NULL. */
 static void apply_kept(ck_informer_t *inf, json_t *obj, uint32_t mark, bool only_newer,
-                       json_t **kept) {
+                       bool observed, bool may_add, json_t **kept) {
   obj = prepare(inf, obj);
   if (!obj)
     return;
   json_t *old = NULL;
-  int r = ck_store_upsert(inf->store, obj, mark, only_newer, want_old(inf), &old);
+  int r = observed ? ck_store_observe(inf->store, obj, may_add, want_old(inf), &old)
+                   : ck_store_upsert(inf->store, obj, mark, only_newer, want_old(inf), &old);
   if (kept && (r == CK_STORE_ADDED || r == CK_STORE_UPDATED))
     *kept = json_incref(obj);
   if (r == CK_STORE_ADDED)
@@ -143,7 +147,7 @@ static void apply_kept(ck_informer_t *inf, json_t *obj, uint32_t mark, bool only
 }
 
 static void apply(ck_informer_t *inf, json_t *obj, uint32_t mark, bool only_newer) {
-  apply_kept(inf, obj, mark, only_newer, NULL);
+  apply_kept(inf, obj, mark, only_newer, false, false, NULL);
 }
 
 static void remove_obj(ck_informer_t *inf, json_t *obj) {
@@ -192,16 +196,20 @@ static void fine(reflector_t *r) {
 static uint32_t new_epoch(reflector_t *r) {
   pthread_mutex_lock(&r->inf->mu);
   uint32_t e = ++r->epoch;
+  r->listing = true; /* until a list completes, even after failures */
   pthread_mutex_unlock(&r->inf->mu);
   return e;
 }
 
-static void list_done(reflector_t *r, uint32_t mark) {
+/* A list tagged `mark` is complete at resourceVersion rv (may be NULL). */
+static void list_done(reflector_t *r, uint32_t mark, const char *rv) {
   ck_informer_t *inf = r->inf;
-  ck_store_sweep(inf->store, inf->res.namespaced ? r->ns : NULL, mark, on_swept, inf);
+  uint64_t lrv = rv ? strtoull(rv, NULL, 10) : 0;
+  ck_store_sweep(inf->store, inf->res.namespaced ? r->ns : NULL, mark, lrv, on_swept, inf);
   atomic_fetch_add(&inf->lists, 1);
   fine(r);
   pthread_mutex_lock(&inf->mu);
+  r->listing = false;
   r->synced = true;
   pthread_cond_broadcast(&inf->cv);
   pthread_mutex_unlock(&inf->mu);
@@ -242,7 +250,7 @@ static int do_list(reflector_t *r, char **rv) {
   }
   free(*rv);
   *rv = nrv;
-  list_done(r, lc.mark);
+  list_done(r, lc.mark, nrv);
   CK_DEBUG(COMP, inf->name, "listed %zu objects at resourceVersion %s", ck_store_len(inf->store),
            nrv ? nrv : "?");
   return 0;
@@ -272,7 +280,7 @@ static int consume(reflector_t *r, ck_watch_t *w, char **rv, bool *initial, uint
         remove_obj(inf, ev.object);
       } else if (ev.type == CK_WATCH_BOOKMARK && *initial && ck_watch_initial_events_done(w)) {
         *initial = false;
-        list_done(r, mark);
+        list_done(r, mark, ck_watch_resource_version(w));
         CK_DEBUG(COMP, inf->name, "watch-list delivered %zu objects", ck_store_len(inf->store));
       }
       ck_watch_event_clear(&ev);
@@ -712,14 +720,16 @@ static void observe(ck_informer_t *inf, const json_t *obj, ck_informer_memo_t *m
   char *key = ck_store_key_of(obj);
   if (!key)
     return;
+  /* A key not cached is added only between lists (a list under way
+   * decides what exists) and when the selectors take it; the store also
+   * refuses it when the watch has delivered its deletion already. */
+  pthread_mutex_lock(&inf->mu);
+  bool listing = r->listing;
+  pthread_mutex_unlock(&inf->mu);
+  bool may_add = !listing && selectors_admit(inf, obj);
   json_t *copy = NULL, *kept = NULL;
-  if ((ck_store_has(inf->store, key) || selectors_admit(inf, obj)) &&
-      (copy = json_deep_copy(obj)) != NULL) {
-    pthread_mutex_lock(&inf->mu);
-    uint32_t mark = r->epoch;
-    pthread_mutex_unlock(&inf->mu);
-    apply_kept(inf, copy, mark, true, memo ? &kept : NULL);
-  }
+  if ((may_add || ck_store_has(inf->store, key)) && (copy = json_deep_copy(obj)) != NULL)
+    apply_kept(inf, copy, 0, true, true, may_add, memo ? &kept : NULL);
   if (kept)
     ck_store_memo_remember(memo, key, kept);
   json_decref(kept);

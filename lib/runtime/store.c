@@ -16,6 +16,7 @@
 #include "util/parallel.h"
 #include "util/pool.h"
 #include "util/strmap.h"
+#include "util/timeutil.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -143,9 +144,20 @@ typedef struct index {
   ck_strmap_t buckets; /* value -> bucket */
 } index_t;
 
+/* A delete remembered (see "recent deletes" below). */
+typedef struct tomb {
+  struct tomb *next; /* the next younger one */
+  uint64_t rv;
+  int64_t at_ms;
+  char key[];
+} tomb_t;
+
 struct ck_store {
   pthread_rwlock_t lock;
   ck_strmap_t items; /* key -> entry */
+  ck_strmap_t tombs; /* key -> its latest tomb_t */
+  tomb_t *tomb_old, *tomb_new; /* every tomb, oldest first */
+  size_t ntombs;
   index_t *idx;
   size_t nidx;
   size_t bytes;
@@ -208,9 +220,69 @@ static void entry_free(ck_store_t *s, entry_t *e) {
   ck_pool_release(&s->pool, e->chunk, e->size);
 }
 
+/* ---- recent deletes --------------------------------------------------------
+ * The answer to a write can reach ck_store_observe after the watch has
+ * delivered the object's deletion: the two travel on different
+ * connections to different threads. Adding the answer then would bring
+ * back an object that no longer exists, and it would stay until the next
+ * relist. So each delete is kept, by key with its resourceVersion, for
+ * TOMB_TTL_MS (and at most TOMB_MAX of them), and an observed object no
+ * newer than its key's delete is not added. An answer is observed within
+ * microseconds of its arrival; the minute is a wide margin. */
+#define TOMB_TTL_MS 60000
+#define TOMB_MAX 65536
+
+static void tombs_prune(ck_store_t *s, int64_t now) {
+  while (s->tomb_old && (now - s->tomb_old->at_ms > TOMB_TTL_MS || s->ntombs > TOMB_MAX)) {
+    tomb_t *t = s->tomb_old;
+    s->tomb_old = t->next;
+    if (!s->tomb_old)
+      s->tomb_new = NULL;
+    s->ntombs--;
+    if (ck_strmap_get(&s->tombs, t->key) == t) /* not replaced by a later delete */
+      ck_strmap_del(&s->tombs, t->key);
+    free(t);
+  }
+}
+
+/* Under the write lock. Best effort: without memory, a late answer may
+ * bring the key back until the next relist, as if there were no tombs. */
+static void tomb_add(ck_store_t *s, const char *key, uint64_t rv) {
+  int64_t now = ck_now_ms();
+  tombs_prune(s, now);
+  size_t n = strlen(key);
+  tomb_t *t = malloc(sizeof *t + n + 1);
+  if (!t)
+    return;
+  *t = (tomb_t){.rv = rv, .at_ms = now};
+  memcpy(t->key, key, n + 1);
+  tomb_t *prev = ck_strmap_get(&s->tombs, key);
+  if (prev && prev->rv > t->rv)
+    t->rv = prev->rv;
+  if (prev ? !ck_strmap_repoint(&s->tombs, t->key, t)
+           : ck_strmap_put(&s->tombs, t->key, t, NULL) != 0) {
+    free(t);
+    return;
+  }
+  if (s->tomb_new)
+    s->tomb_new->next = t;
+  else
+    s->tomb_old = t;
+  s->tomb_new = t;
+  s->ntombs++;
+}
+
+/* Was key deleted at or after resourceVersion rv (0: unknown)? */
+static bool tomb_covers(const ck_store_t *s, const char *key, uint64_t rv) {
+  const tomb_t *t = ck_strmap_get(&s->tombs, key);
+  return t && (!rv || rv <= t->rv);
+}
+
 void ck_store_free(ck_store_t *s) {
   if (!s)
     return;
+  tombs_prune(s, INT64_MAX); /* every tomb is older than that */
+  ck_strmap_free(&s->tombs);
   ck_pool_clear(&s->pool);
   ck_strmap_free(&s->items);
   void *v;
@@ -414,19 +486,38 @@ static int entry_data(ck_store_t *s, const json_t *obj, const char *key, ck_buf_
   return b->oom ? CK_ENOMEM : 0;
 }
 
-int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_newer,
-                    bool need_old, json_t **old_out) {
+/* How put() stores: */
+enum {
+  PUT_ONLY_NEWER = 1, /* ignore an object not newer than the cached one */
+  PUT_OBSERVED = 2,   /* ck_store_observe: keep the mark; add only when allowed */
+  PUT_MAY_ADD = 4,    /* with PUT_OBSERVED: a key not cached may be added */
+};
+
+/* Is a key that is not cached to be left out (PUT_OBSERVED)? */
+static bool observed_not_added(const ck_store_t *s, const char *key, uint64_t rv, unsigned how) {
+  return (how & PUT_OBSERVED) && (!(how & PUT_MAY_ADD) || tomb_covers(s, key, rv));
+}
+
+static int put(ck_store_t *s, const json_t *obj, uint32_t mark, unsigned how, bool need_old,
+               json_t **old_out) {
   if (old_out)
     *old_out = NULL;
+  bool only_newer = how & (PUT_ONLY_NEWER | PUT_OBSERVED);
   char *key = ck_store_key_of(obj);
   if (!key)
     return CK_EINVAL;
   uint64_t rv = ck_store_rv_of(obj);
   pthread_rwlock_wrlock(&s->lock);
   entry_t *e = ck_strmap_get(&s->items, key);
+  if (!e && observed_not_added(s, key, rv, how)) {
+    pthread_rwlock_unlock(&s->lock);
+    free(key);
+    return CK_STORE_SKIPPED;
+  }
   if (e && rv && e->rv) {
     if (rv == e->rv) {
-      e->mark = mark;
+      if (!(how & PUT_OBSERVED))
+        e->mark = mark;
       pthread_rwlock_unlock(&s->lock);
       free(key);
       return CK_STORE_UNCHANGED;
@@ -453,13 +544,18 @@ int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_n
   }
 
   pthread_rwlock_wrlock(&s->lock);
-  e = ck_strmap_get(&s->items, key);
-  if (e && only_newer && rv && e->rv && rv <= e->rv) {
+  e = ck_strmap_get(&s->items, key); /* again: it may have changed meanwhile */
+  int early = !e && observed_not_added(s, key, rv, how) ? CK_STORE_SKIPPED
+              : e && only_newer && rv && e->rv && rv <= e->rv ? CK_STORE_STALE
+                                                               : 0;
+  if (early) {
     pthread_rwlock_unlock(&s->lock);
     ck_buf_free(&b);
     free(key);
-    return CK_STORE_STALE;
+    return early;
   }
+  if (how & PUT_OBSERVED) /* only a list or the watch says an object is listed */
+    mark = e ? e->mark : 0;
   ck_pool_chunk_t *chunk;
   size_t size = sizeof(entry_t) + b.len;
   entry_t *n = ck_pool_alloc(&s->pool, size, &chunk);
@@ -495,6 +591,16 @@ int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_n
   return result;
 }
 
+int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_newer,
+                    bool need_old, json_t **old_out) {
+  return put(s, obj, mark, only_newer ? PUT_ONLY_NEWER : 0, need_old, old_out);
+}
+
+int ck_store_observe(ck_store_t *s, const json_t *obj, bool may_add, bool need_old,
+                     json_t **old_out) {
+  return put(s, obj, 0, PUT_OBSERVED | (may_add ? PUT_MAY_ADD : 0), need_old, old_out);
+}
+
 static json_t *remove_entry(ck_store_t *s, entry_t *e, bool want) {
   json_t *last = want ? parse(e) : NULL;
   index_remove(s, e);
@@ -509,7 +615,14 @@ int ck_store_delete(ck_store_t *s, const char *key, uint64_t min_rv, json_t **ol
     *old_out = NULL;
   pthread_rwlock_wrlock(&s->lock);
   entry_t *e = ck_strmap_get(&s->items, key);
-  if (!e || (min_rv && e->rv > min_rv)) {
+  if (e && min_rv && e->rv > min_rv) { /* a later object of that name */
+    pthread_rwlock_unlock(&s->lock);
+    return 0;
+  }
+  /* Known even when it was not cached: an answer observed later must not
+   * add it. */
+  tomb_add(s, key, min_rv ? min_rv : e ? e->rv : 0);
+  if (!e) {
     pthread_rwlock_unlock(&s->lock);
     return 0;
   }
@@ -528,7 +641,7 @@ static bool in_ns(const char *key, const char *ns) {
   return strncmp(key, ns, n) == 0 && key[n] == '/';
 }
 
-void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
+void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark, uint64_t list_rv,
                     void (*fn)(void *ctx, json_t *obj), void *ctx) {
   pthread_rwlock_wrlock(&s->lock);
   /* Pick the victims first (removal moves slots under an iteration), with
@@ -546,8 +659,11 @@ void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
   }
   for (size_t k = 0; ok && k < n; k++)
     ok = (last[k] = parse(victims[k])) != NULL;
-  for (size_t k = 0; ok && k < n; k++)
+  for (size_t k = 0; ok && k < n; k++) {
+    /* gone by the list's resourceVersion */
+    tomb_add(s, key_of(victims[k]), list_rv > victims[k]->rv ? list_rv : victims[k]->rv);
     remove_entry(s, victims[k], false);
+  }
   if (ok)
     maybe_compact(s);
   pthread_rwlock_unlock(&s->lock);

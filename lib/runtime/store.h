@@ -26,6 +26,7 @@ typedef enum ck_store_result {
   CK_STORE_UPDATED,
   CK_STORE_UNCHANGED, /* same resourceVersion and content */
   CK_STORE_STALE,     /* older than the cached copy (only with only_newer) */
+  CK_STORE_SKIPPED,   /* ck_store_observe: not cached, and not added */
 } ck_store_result_t;
 
 /* Insert or replace obj (borrowed; already transformed). `mark` tags the
@@ -37,17 +38,29 @@ typedef enum ck_store_result {
 int ck_store_upsert(ck_store_t *s, const json_t *obj, uint32_t mark, bool only_newer,
                     bool need_old, json_t **old_out);
 
-/* Only update existing entries' mark when the key is cached: used by
- * relists for objects that did not change. */
+/* What the answer to one's own write says (obj borrowed, transformed):
+ * replaces the cached copy when newer, and keeps the entry's mark, so a
+ * relist under way still decides whether the object exists. A key not
+ * cached is added (with mark 0) only when may_add and no delete of it at
+ * or after obj's resourceVersion is known (deletes and sweeps are kept a
+ * minute): the watch may have delivered the object's deletion before the
+ * answer arrived. Returns a ck_store_result_t (CK_STORE_SKIPPED: not
+ * added) or a negative CK_E* code; old_out as for ck_store_upsert. */
+int ck_store_observe(ck_store_t *s, const json_t *obj, bool may_add, bool need_old,
+                     json_t **old_out);
 
 /* Remove by key; *old_out gets the last state (new reference) when not
  * NULL. Returns 1 when removed, 0 when absent. With min_rv > 0, an entry
- * whose resourceVersion is greater than min_rv is kept (returns 0). */
+ * whose resourceVersion is greater than min_rv is kept (returns 0). The
+ * delete is remembered at min_rv (see ck_store_observe), also when the key
+ * was not cached. */
 int ck_store_delete(ck_store_t *s, const char *key, uint64_t min_rv, json_t **old_out);
 
 /* Remove every entry in namespace `ns` (NULL: all) whose mark differs from
- * `mark`, calling fn(ctx, last state) for each (outside the lock). */
-void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark,
+ * `mark`, calling fn(ctx, last state) for each (outside the lock). The
+ * entries are remembered as deleted at list_rv (the resourceVersion of
+ * the list that did not hold them; 0: unknown, then at their own). */
+void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark, uint64_t list_rv,
                     void (*fn)(void *ctx, json_t *obj), void *ctx);
 
 /* Parsed copy (new reference) or NULL. */

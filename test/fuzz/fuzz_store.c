@@ -1,7 +1,8 @@
 /* The informer cache fed with whatever the API server might send: a
- * sequence of JSON objects (one per line) applied as upserts, deletes and
- * sweeps, then read back through every index. Must never crash or leak,
- * and the store's counts must stay consistent. */
+ * sequence of JSON objects (one per line) applied as upserts, deletes,
+ * sweeps and observed answers (by the line's last byte), then read back
+ * through every index. Must never crash or leak, and the store's counts
+ * must stay consistent. */
 #include "runtime/store.h"
 
 #include <jansson.h>
@@ -38,9 +39,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_t *last = NULL;
         ck_store_delete(s, key, ck_store_rv_of(o), &last);
         json_decref(last);
+      } else if (op == '\r') { /* the answer to a write, observed */
+        json_t *old = NULL;
+        ck_store_observe(s, o, (len & 1) != 0, true, &old);
+        json_decref(old);
       } else if (op == '\t') {
         size_t n = 0;
-        ck_store_sweep(s, NULL, mark++, swept, &n);
+        ck_store_sweep(s, NULL, mark++, ck_store_rv_of(o), swept, &n);
       } else {
         json_t *old = NULL;
         ck_store_upsert(s, o, mark, (len & 1) != 0, true, &old);

@@ -5,6 +5,7 @@
 #include "cktest.h"
 
 #include "crdkit/informer.h"
+#include "crdkit/objects.h"
 #include "informer_helpers.h"
 
 #include <pthread.h>
@@ -284,6 +285,69 @@ CK_TEST_OPTS(informer, read_your_writes, .timeout = 120) {
   json_decref(cm);
   c = ck_informer_get(inf, ns, "fresh");
   cr_assert_not_null(c);
+  json_decref(c);
+
+  ck_informer_free(inf);
+  rec_free(&rec);
+  cktest_ns_delete(admin, ns);
+  ck_client_free(admin);
+}
+
+static bool deleting_cached(void *ctx) {
+  probe_t *p = ctx;
+  json_t *o = ck_informer_get(p->inf, p->ns, p->name);
+  bool ok = o && cktest_jpath(o, "metadata.deletionTimestamp");
+  json_decref(o);
+  return ok;
+}
+
+/* Removing the last finalizer lets the server delete the object; its
+ * answer can reach the cache after the watch's DELETED event (another
+ * connection, another thread). Observed that late, it must not bring the
+ * object back: here the DELETED event is waited for first, so the late
+ * order is certain. A new object of that name is still cached at once. */
+CK_TEST_OPTS(informer, observe_after_delete_does_not_bring_it_back, .timeout = 120) {
+  ck_client_t *admin = cktest_client("admin");
+  char *ns = cktest_ns_create(admin, "inf-late");
+  json_t *cm = cktest_configmap("f", "k", "v");
+  json_object_set_new(json_object_get(cm, "metadata"), "finalizers",
+                      json_pack("[s]", "crdkit.io/test"));
+  ck_error_t err = {0};
+  cr_assert_eq(ck_object_create(admin, &ck_res_configmaps, ns, cm, NULL, NULL, &err), 0, "%s",
+               err.message);
+  json_decref(cm);
+  rec_t rec;
+  rec_init(&rec);
+  ck_informer_t *inf = start_informer(admin, &ck_res_configmaps, ns, NULL, &rec);
+  cr_assert_eq(ck_object_delete(admin, &ck_res_configmaps, ns, "f", NULL, NULL, &err), 0, "%s",
+               err.message);
+  probe_t p = {.inf = inf, .ns = ns, .name = "f"};
+  cr_assert(eventually(20, deleting_cached, &p), "the delete never reached the cache");
+  json_t *obj = ck_informer_get(inf, ns, "f");
+  json_t *out = NULL;
+  cr_assert_eq(ck_finalizer_remove(admin, &ck_res_configmaps, obj, "crdkit.io/test", &out, &err),
+               0, "%s", err.message);
+  cr_assert_not_null(out, "the server's last copy of the object");
+  json_decref(obj);
+  probe_t gone = {.inf = inf, .ns = ns, .name = "f", .value = NULL};
+  cr_assert(eventually(20, obj_state, &gone), "the deletion never reached the cache");
+  ck_informer_observe(inf, out);
+  json_decref(out);
+  json_t *ghost = ck_informer_get(inf, ns, "f");
+  cr_assert_null(ghost, "the late answer brought back a deleted object (rv %s)",
+                 cktest_jstr(ghost, "metadata.resourceVersion"));
+  cr_assert_eq(rec_count(&rec, "ADD f"), 1, "ADDs of f: %d", rec_count(&rec, "ADD f"));
+
+  /* Created again: newer than the delete, so observed at once. */
+  cm = cktest_configmap("f", "k", "again");
+  cr_assert_eq(ck_object_create(admin, &ck_res_configmaps, ns, cm, NULL, &out, &err), 0, "%s",
+               err.message);
+  json_decref(cm);
+  ck_informer_observe(inf, out);
+  json_decref(out);
+  json_t *c = ck_informer_get(inf, ns, "f");
+  cr_assert_not_null(c, "a new object of a deleted name was not observed");
+  cr_assert_str_eq(cktest_jstr(c, "data.k"), "again");
   json_decref(c);
 
   ck_informer_free(inf);

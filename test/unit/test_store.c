@@ -157,13 +157,90 @@ Test(store, sweep_removes_unmarked_in_namespace) {
     json_decref(o);
   }
   size_t gone = 0;
-  ck_store_sweep(s, "a", 2, swept_cb, &gone);
+  ck_store_sweep(s, "a", 2, 0, swept_cb, &gone);
   /* In "a" (odd i), the ones not marked 2 (i >= 30): 35 of them. */
   cr_assert_eq(gone, 35);
   cr_assert_eq(count_ns(s, "a"), 15);
   cr_assert_eq(count_ns(s, "b"), 50);
   cr_assert(ck_store_has(s, "a/o-1"));
   cr_assert_not(ck_store_has(s, "a/o-31"));
+  ck_store_free(s);
+}
+
+static int observe(ck_store_t *s, json_t *o, bool may_add) {
+  int rc = ck_store_observe(s, o, may_add, false, NULL);
+  json_decref(o);
+  return rc;
+}
+
+/* The answer to a write that arrives after the watch delivered the
+ * object's deletion must not bring the object back; a later object of
+ * the same name must still be added. */
+Test(store, observe_does_not_bring_back_a_deleted_object) {
+  ck_store_t *s = ck_store_new();
+  cr_assert_eq(upsert(s, obj("a", "x", 10, NULL, 8)), CK_STORE_ADDED);
+  cr_assert_eq(ck_store_delete(s, "a/x", 12, NULL), 1);
+  cr_assert_eq(observe(s, obj("a", "x", 11, NULL, 8), true), CK_STORE_SKIPPED);
+  cr_assert_eq(observe(s, obj("a", "x", 12, NULL, 8), true), CK_STORE_SKIPPED);
+  cr_assert_not(ck_store_has(s, "a/x"));
+  /* A delete of a key that was never cached counts too. */
+  cr_assert_eq(ck_store_delete(s, "a/never", 20, NULL), 0);
+  cr_assert_eq(observe(s, obj("a", "never", 19, NULL, 8), true), CK_STORE_SKIPPED);
+  /* Created again after the delete: newer than it, so added. */
+  cr_assert_eq(observe(s, obj("a", "x", 13, NULL, 8), true), CK_STORE_ADDED);
+  cr_assert_eq(rv_of(s, "a/x"), 13);
+  /* Without may_add nothing is added, tomb or not. */
+  cr_assert_eq(observe(s, obj("a", "y", 30, NULL, 8), false), CK_STORE_SKIPPED);
+  cr_assert_not(ck_store_has(s, "a/y"));
+  /* And an older answer never replaces a newer copy. */
+  cr_assert_eq(observe(s, obj("a", "x", 12, NULL, 8), true), CK_STORE_STALE);
+  cr_assert_eq(observe(s, obj("a", "x", 14, NULL, 8), false), CK_STORE_UPDATED);
+  cr_assert_eq(rv_of(s, "a/x"), 14);
+  ck_store_free(s);
+}
+
+/* An observed answer keeps the entry's mark: a relist that did not see
+ * the object still removes it, and one that did keeps it. An object a
+ * sweep removed stays out for answers up to the list's resourceVersion. */
+Test(store, observe_leaves_the_relist_to_decide) {
+  ck_store_t *s = ck_store_new();
+  json_t *o = obj("a", "gone", 5, NULL, 8);
+  ck_store_upsert(s, o, 1, true, false, NULL);
+  json_decref(o);
+  o = obj("a", "kept", 6, NULL, 8);
+  ck_store_upsert(s, o, 1, true, false, NULL);
+  json_decref(o);
+  /* A relist tagged 2 is under way: it lists "kept", then an answer
+   * about each arrives. */
+  o = obj("a", "kept", 6, NULL, 8);
+  cr_assert_eq(ck_store_upsert(s, o, 2, false, false, NULL), CK_STORE_UNCHANGED);
+  json_decref(o);
+  cr_assert_eq(observe(s, obj("a", "kept", 7, NULL, 8), false), CK_STORE_UPDATED);
+  cr_assert_eq(observe(s, obj("a", "gone", 5, NULL, 8), false), CK_STORE_UNCHANGED);
+  cr_assert_eq(observe(s, obj("a", "gone", 7, NULL, 8), false), CK_STORE_UPDATED);
+  size_t gone = 0;
+  ck_store_sweep(s, "a", 2, 40, swept_cb, &gone);
+  cr_assert_eq(gone, 1);
+  cr_assert_not(ck_store_has(s, "a/gone"));
+  cr_assert_eq(rv_of(s, "a/kept"), 7);
+  cr_assert_eq(observe(s, obj("a", "gone", 39, NULL, 8), true), CK_STORE_SKIPPED);
+  cr_assert_eq(observe(s, obj("a", "gone", 41, NULL, 8), true), CK_STORE_ADDED);
+  ck_store_free(s);
+}
+
+/* More deletes than are remembered (65,536), of the same keys: each
+ * key's latest delete still counts, and the ones dropped are freed
+ * (ASan's leak check). */
+Test(store, remembered_deletes_are_bounded) {
+  ck_store_t *s = ck_store_new();
+  char name[32];
+  for (int i = 0; i < 70000; i++) {
+    snprintf(name, sizeof name, "a/d-%d", i % 1000);
+    ck_store_delete(s, name, (uint64_t)i + 1, NULL);
+  }
+  /* The last delete of d-999 was at 70000: older answers stay out. */
+  cr_assert_eq(observe(s, obj("a", "d-999", 69999, NULL, 8), true), CK_STORE_SKIPPED);
+  cr_assert_eq(observe(s, obj("a", "d-999", 70001, NULL, 8), true), CK_STORE_ADDED);
   ck_store_free(s);
 }
 
