@@ -230,7 +230,9 @@ int aa_restore(const aa_run_opts_t *o, int revision, bool list, FILE *out, ck_er
   json_t *v;
   if (rc == 0) {
     json_object_foreach(hd, k, v) {
-      long n = strncmp(k, "rev-", 4) == 0 ? strtol(k + 4, NULL, 10) : 0;
+      long n = aa_history_rev(k);
+      if (n < 0)
+        continue;
       if (list)
         fprintf(out, "%ld\t%zu bytes\n", n, strlen(json_string_value(v) ? json_string_value(v) : ""));
       if ((revision > 0 && n == revision) || (revision <= 0 && n > best_n)) {

@@ -21,6 +21,7 @@
 #include "util/strmap.h"
 #include "util/timeutil.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -281,12 +282,21 @@ static void on_configmap(void *ctx, ck_informer_event_t ev, const json_t *old,
 
 /* Keep the previous data of aws-auth in <name>-history (keys rev-<seq>,
  * the newest `keep`), so `crdkit aws-auth restore` can put it back. */
+long aa_history_rev(const char *k) {
+  if (strncmp(k, "rev-", 4) != 0 || k[4] < '0' || k[4] > '9')
+    return -1;
+  char *end = NULL;
+  errno = 0;
+  long n = strtol(k + 4, &end, 10);
+  return errno == 0 && *end == '\0' ? n : -1;
+}
+
 static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t *err) {
   char hname[300];
   snprintf(hname, sizeof hname, "%s-history", op->cm_name);
   int keep = op->o->history > 0 ? op->o->history : 10;
   json_t *data = json_object_get(live, "data");
-  char *text = json_dumps(data ? data : json_object(), JSON_COMPACT | JSON_SORT_KEYS);
+  char *text = data ? json_dumps(data, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
   if (!text)
     return ck_error_set(err, CK_ENOMEM, "out of memory");
   for (int attempt = 0; attempt < 5; attempt++) {
@@ -318,7 +328,7 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
     const char *k;
     json_t *v;
     json_object_foreach(hd, k, v) {
-      long n = strncmp(k, "rev-", 4) == 0 ? strtol(k + 4, NULL, 10) : 0;
+      long n = aa_history_rev(k);
       if (n > top)
         top = n;
     }
@@ -330,18 +340,20 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
     size_t total = 0, nrev = 0;
     json_object_foreach(hd, k, v) {
       total += strlen(k) + json_string_length(v);
-      nrev += strncmp(k, "rev-", 4) == 0;
+      nrev += aa_history_rev(k) >= 0;
     }
     while (nrev > 1 && (nrev > (size_t)keep || total > HISTORY_MAX_BYTES)) {
       const char *oldest = NULL;
       long low = 0;
       json_object_foreach(hd, k, v) {
-        long n = strncmp(k, "rev-", 4) == 0 ? strtol(k + 4, NULL, 10) : -1;
+        long n = aa_history_rev(k);
         if (n >= 0 && (!oldest || n < low)) {
           oldest = k;
           low = n;
         }
       }
+      if (!oldest) /* cannot happen while nrev counts the same keys */
+        break;
       total -= strlen(oldest) + json_string_length(json_object_get(hd, oldest));
       json_object_del(hd, oldest);
       nrev--;

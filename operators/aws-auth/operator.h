@@ -47,4 +47,9 @@ int aa_render(const char *const *paths, size_t npaths, const char *live_path, FI
  * ConfigMap's mapRoles/mapUsers. Lists the revisions when `list`. */
 int aa_restore(const aa_run_opts_t *o, int revision, bool list, FILE *out, ck_error_t *err);
 
+/* The sequence of a key "rev-<digits>" of the history ConfigMap, or -1
+ * for any other key (anyone can edit that ConfigMap: other keys are kept
+ * as they are, and neither counted nor offered as revisions). */
+long aa_history_rev(const char *k);
+
 #endif

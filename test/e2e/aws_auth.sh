@@ -212,5 +212,25 @@ rc=0
 "$bin" aws-auth restore --revision 999999 --configmap "$ns/aws-auth" 2>"$log.out" || rc=$?
 [ "$rc" = 1 ] && grep -q 'no revision 999999' "$log.out" || { echo "rc=$rc"; cat "$log.out"; exit 1; }
 rm -f "$log.list" "$log.out"
+
+echo "== history: keys that are not revisions are kept, never counted or pruned"
+# Anyone can edit aws-auth-history. More foreign "rev-" keys than --history
+# keeps once made the pruning loop run out of revisions and crash.
+kubectl -n "$ns" patch configmap aws-auth-history --type merge \
+  -p '{"data":{"rev--1":"{}","rev--2":"{}","rev--3":"{}","rev-1x":"{}","notes":"mine"}}' >/dev/null
+start --history 2
+awsauth carol users arn:aws:iam::111122223333:user/carol carol devs
+wait_for 30 has_user user/carol
+# The write after the restore (someone else's change) saves a revision.
+wait_for 30 bash -c "[ \"\$(kubectl -n $ns get configmap aws-auth-history -o jsonpath='{.data.notes}')\" = mine ] && \
+  kubectl -n $ns get configmap aws-auth-history -o jsonpath='{.data}' | grep -q 'rev--3'"
+wait_for 30 bash -c "[ \"\$(kubectl -n $ns get configmap aws-auth-history -o json |
+  python3 -c 'import json,re,sys; d=json.load(sys.stdin)[\"data\"]; print(sum(1 for k in d if re.fullmatch(r\"rev-[0-9]+\", k)))')\" = 2 ]"
+kill -0 "$pid" || { echo "the operator died"; tail -n 30 "$log"; exit 1; }
+"$bin" aws-auth restore --list --configmap "$ns/aws-auth" >"$log.list"
+[ "$(wc -l <"$log.list")" = 2 ] || { echo "restore --list offers other keys:"; cat "$log.list"; exit 1; }
+rm -f "$log.list"
+stop
+
 grep -q '"level":"error"' "$log" && { echo "errors logged:"; grep '"level":"error"' "$log"; exit 1; }
 echo ok
