@@ -233,7 +233,7 @@ static void entry_free(ck_store_t *s, entry_t *e) {
 #define TOMB_MAX 65536
 
 static void tombs_prune(ck_store_t *s, int64_t now) {
-  while (s->tomb_old && (now - s->tomb_old->at_ms > TOMB_TTL_MS || s->ntombs > TOMB_MAX)) {
+  while (s->tomb_old && (now - s->tomb_old->at_ms > TOMB_TTL_MS || s->ntombs >= TOMB_MAX)) {
     tomb_t *t = s->tomb_old;
     s->tomb_old = t->next;
     if (!s->tomb_old)
@@ -245,7 +245,8 @@ static void tombs_prune(ck_store_t *s, int64_t now) {
   }
 }
 
-/* Under the write lock. Best effort: without memory, a late answer may
+/* Under the write lock (the prune leaves room for this one: at most
+ * TOMB_MAX after it). Best effort: without memory, a late answer may
  * bring the key back until the next relist, as if there were no tombs. */
 static void tomb_add(ck_store_t *s, const char *key, uint64_t rv) {
   int64_t now = ck_now_ms();
@@ -270,6 +271,13 @@ static void tomb_add(ck_store_t *s, const char *key, uint64_t rv) {
     s->tomb_old = t;
   s->tomb_new = t;
   s->ntombs++;
+}
+
+size_t ck_store_tombs_len(ck_store_t *s) {
+  pthread_rwlock_rdlock(&s->lock);
+  size_t n = s->ntombs;
+  pthread_rwlock_unlock(&s->lock);
+  return n;
 }
 
 /* Was key deleted at or after resourceVersion rv (0: unknown)? */

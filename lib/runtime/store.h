@@ -55,6 +55,8 @@ int ck_store_observe(ck_store_t *s, const json_t *obj, bool may_add, bool need_o
  * delete is remembered at min_rv (see ck_store_observe), also when the key
  * was not cached. */
 int ck_store_delete(ck_store_t *s, const char *key, uint64_t min_rv, json_t **old_out);
+/* Deletes remembered now (at most 65,536, none older than a minute). */
+size_t ck_store_tombs_len(ck_store_t *s);
 
 /* Remove every entry in namespace `ns` (NULL: all) whose mark differs from
  * `mark`, calling fn(ctx, last state) for each (outside the lock). The

@@ -228,9 +228,9 @@ Test(store, observe_leaves_the_relist_to_decide) {
   ck_store_free(s);
 }
 
-/* More deletes than are remembered (65,536), of the same keys: each
- * key's latest delete still counts, and the ones dropped are freed
- * (ASan's leak check). */
+/* More deletes than are remembered (65,536), of the same keys: no more
+ * are kept than that, each key's latest delete still counts, and the
+ * ones dropped are freed (ASan's leak check). */
 Test(store, remembered_deletes_are_bounded) {
   ck_store_t *s = ck_store_new();
   char name[32];
@@ -238,6 +238,8 @@ Test(store, remembered_deletes_are_bounded) {
     snprintf(name, sizeof name, "a/d-%d", i % 1000);
     ck_store_delete(s, name, (uint64_t)i + 1, NULL);
   }
+  cr_assert_leq(ck_store_tombs_len(s), 65536, "deletes remembered: %zu", ck_store_tombs_len(s));
+  cr_assert_geq(ck_store_tombs_len(s), 1000);
   /* The last delete of d-999 was at 70000: older answers stay out. */
   cr_assert_eq(observe(s, obj("a", "d-999", 69999, NULL, 8), true), CK_STORE_SKIPPED);
   cr_assert_eq(observe(s, obj("a", "d-999", 70001, NULL, 8), true), CK_STORE_ADDED);
