@@ -280,8 +280,6 @@ static void on_configmap(void *ctx, ck_informer_event_t ev, const json_t *old,
 
 /* ---- history ------------------------------------------------------------- */
 
-/* Keep the previous data of aws-auth in <name>-history (keys rev-<seq>,
- * the newest `keep`), so `crdkit aws-auth restore` can put it back. */
 long aa_history_rev(const char *k) {
   if (strncmp(k, "rev-", 4) != 0 || k[4] < '0' || k[4] > '9')
     return -1;
@@ -291,6 +289,8 @@ long aa_history_rev(const char *k) {
   return errno == 0 && *end == '\0' ? n : -1;
 }
 
+/* Keep the previous data of aws-auth in <name>-history (keys rev-<seq>,
+ * the newest `keep`), so `crdkit aws-auth restore` can put it back. */
 static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t *err) {
   char hname[300];
   snprintf(hname, sizeof hname, "%s-history", op->cm_name);
@@ -352,7 +352,7 @@ static int history_save(op_t *op, ck_client_t *c, const json_t *live, ck_error_t
           low = n;
         }
       }
-      if (!oldest) /* cannot happen while nrev counts the same keys */
+      if (!oldest) /* never while nrev counts the keys picked from (for the analyzer) */
         break;
       total -= strlen(oldest) + json_string_length(json_object_get(hd, oldest));
       json_object_del(hd, oldest);
