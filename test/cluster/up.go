@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -371,20 +372,30 @@ current-context: %s
 	return write("user.kubeconfig", "crdkit-user", c.pki.user)
 }
 
+func (c *cluster) etcdClient() (*clientv3.Client, error) {
+	return clientv3.New(clientv3.Config{Endpoints: []string{c.etcdURL}, DialTimeout: 5 * time.Second})
+}
+
 // compact compacts etcd at its current revision so that any watch resumed
 // from an older resourceVersion gets 410 Gone.
 func (c *cluster) compact(ctx context.Context) (int64, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.etcdURL}, DialTimeout: 5 * time.Second})
+	cli, err := c.etcdClient()
 	if err != nil {
 		return 0, err
 	}
 	defer cli.Close()
+	return compactWith(ctx, cli)
+}
+
+func compactWith(ctx context.Context, cli *clientv3.Client) (int64, error) {
 	resp, err := cli.Get(ctx, "/crdkit-compact-probe")
 	if err != nil {
 		return 0, err
 	}
 	rev := resp.Header.Revision
-	if _, err := cli.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil {
+	// Nothing written since an earlier compaction: it is compacted already.
+	if _, err := cli.Compact(ctx, rev, clientv3.WithCompactPhysical()); err != nil &&
+		!errors.Is(err, rpctypes.ErrCompacted) {
 		return 0, err
 	}
 	return rev, nil
@@ -395,19 +406,19 @@ func (c *cluster) compact(ctx context.Context) (int64, error) {
 // benchmark can start each job from the same small database. It returns the
 // database size before and after.
 func (c *cluster) defrag(ctx context.Context) (map[string]int64, error) {
-	before, err := c.dbSize(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rev, err := c.compact(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("compact: %w", err)
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.etcdURL}, DialTimeout: 5 * time.Second})
+	cli, err := c.etcdClient()
 	if err != nil {
 		return nil, err
 	}
 	defer cli.Close()
+	before, err := cli.Status(ctx, c.etcdURL)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	rev, err := compactWith(ctx, cli)
+	if err != nil {
+		return nil, fmt.Errorf("compact: %w", err)
+	}
 	if _, err := cli.Defragment(ctx, c.etcdURL); err != nil {
 		return nil, fmt.Errorf("defragment: %w", err)
 	}
@@ -420,25 +431,12 @@ func (c *cluster) defrag(ctx context.Context) (map[string]int64, error) {
 			return nil, fmt.Errorf("alarm disarm: %w", err)
 		}
 	}
-	after, err := c.dbSize(ctx)
+	after, err := cli.Status(ctx, c.etcdURL)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("status: %w", err)
 	}
-	return map[string]int64{"revision": rev, "db_bytes_before": before, "db_bytes_after": after,
+	return map[string]int64{"revision": rev, "db_bytes_before": before.DbSize, "db_bytes_after": after.DbSize,
 		"alarms_disarmed": int64(len(alarms.Alarms))}, nil
-}
-
-func (c *cluster) dbSize(ctx context.Context) (int64, error) {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.etcdURL}, DialTimeout: 5 * time.Second})
-	if err != nil {
-		return 0, err
-	}
-	defer cli.Close()
-	st, err := cli.Status(ctx, c.etcdURL)
-	if err != nil {
-		return 0, fmt.Errorf("status: %w", err)
-	}
-	return st.DbSize, nil
 }
 
 func (c *cluster) serveControl() (int, error) {
