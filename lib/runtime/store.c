@@ -656,8 +656,8 @@ void ck_store_sweep(ck_store_t *s, const char *ns, uint32_t mark, uint64_t list_
    * room for their last states: all of them go, or none does (then the
    * next relist sweeps them), so no handler misses a delete. */
   size_t n = 0, pos = 0, cap = s->items.len;
-  entry_t **victims = cap ? malloc(cap * sizeof *victims) : NULL;
-  json_t **last = cap ? calloc(cap, sizeof *last) : NULL;
+  entry_t **victims = cap ? malloc(cap * sizeof(entry_t *)) : NULL;
+  json_t **last = cap ? calloc(cap, sizeof(json_t *)) : NULL;
   bool ok = victims && last;
   void *v;
   while (ok && ck_strmap_next(&s->items, &pos, NULL, &v)) {
@@ -870,7 +870,7 @@ static void memo_sweep(ck_store_memo_t *m, uint32_t gen) {
     n += ((memo_item_t *)v)->gen != gen;
   if (!n)
     return;
-  memo_item_t **gone = malloc(n * sizeof *gone);
+  memo_item_t **gone = malloc(n * sizeof(memo_item_t *));
   if (!gone) { /* cannot tell them apart later: forget everything */
     ck_store_memo_clear(m);
     return;
@@ -922,8 +922,9 @@ int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json
   size_t n = m ? m->len : 0;
   /* sn.o: the snapshot in order; the entries to parse go to sn.e (their
    * places in sn.at), the rest come from the memo. */
-  snap_t sn = {.e = n ? malloc(n * sizeof *sn.e) : NULL, .at = n ? malloc(n * sizeof *sn.at) : NULL,
-               .o = n ? calloc(n, sizeof *sn.o) : NULL};
+  snap_t sn = {.e = n ? malloc(n * sizeof(entry_t *)) : NULL,
+               .at = n ? malloc(n * sizeof *sn.at) : NULL,
+               .o = n ? calloc(n, sizeof(json_t *)) : NULL};
   json_t **o = sn.o;
   atomic_init(&sn.oom, false);
   int rc = 0;

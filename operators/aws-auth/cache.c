@@ -110,7 +110,7 @@ static void memos_sweep(ck_strmap_t *map, uint64_t gen) {
   void *v;
   while (ck_strmap_next(map, &pos, NULL, &v))
     n += ((memo_t *)v)->gen != gen;
-  memo_t **gone = n ? malloc(n * sizeof *gone) : NULL;
+  memo_t **gone = n ? malloc(n * sizeof(memo_t *)) : NULL;
   if (n && !gone) {
     memos_clear(map); /* cannot tell them apart: forget everything */
     return;
@@ -295,9 +295,10 @@ int aa_cache_put(aa_cache_t *cache, aa_kind_t k, const char *text, size_t len, a
     return -1;
   memcpy(copy, text, len);
   copy[len] = '\0';
-  int victim = -1;
-  for (int i = 0; i < CACHE_SLOTS; i++)
-    if (i != keep && (victim < 0 || cache->s[k][i].used < cache->s[k][victim].used))
+  /* The least recently used slot other than keep (CACHE_SLOTS >= 2). */
+  int victim = keep == 0 ? 1 : 0;
+  for (int i = victim + 1; i < CACHE_SLOTS; i++)
+    if (i != keep && cache->s[k][i].used < cache->s[k][victim].used)
       victim = i;
   cslot_t *s = &cache->s[k][victim];
   cslot_clear(s);

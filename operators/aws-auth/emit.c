@@ -279,7 +279,7 @@ static int check_whole(aa_kind_t kind, const json_t *list, char *text, char **ou
 static int check_entries(aa_kind_t kind, const json_t *list, aa_cache_t *cache, ck_buf_t *b,
                          const size_t *off, char **out, aa_list_t *back_out, ck_error_t *err) {
   size_t n = json_array_size(list);
-  json_t **parsed = calloc(n, sizeof *parsed);
+  json_t **parsed = calloc(n, sizeof(json_t *));
   ck_buf_t miss = {0};
   size_t nmiss = 0;
   int rc = 0;

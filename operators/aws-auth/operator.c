@@ -67,7 +67,7 @@
  * history keeps the state before the series, not each step of it. */
 #define HISTORY_SERIES_MS 1000
 /* The history ConfigMap stays under the 1 MiB data limit with this margin. */
-#define HISTORY_MAX_BYTES (1000 * 1000)
+#define HISTORY_MAX_BYTES ((size_t)1000 * 1000)
 
 typedef struct history_item history_item_t;
 
@@ -414,6 +414,9 @@ static void conds_compute(const op_t *op, const aa_obj_status_t *st, const outco
     reason = "Degraded";
   else if (op->o->dry_run)
     reason = "DryRun";
+  /* cppcheck takes sizeof out->ready_msg for a read of the caller's
+   * (uninitialised) buffer: */
+  // cppcheck-suppress ctuuninitvar
   snprintf(out->ready_msg, sizeof out->ready_msg,
            ready ? "%zu entries in %s/%s" : "%zu entries applied; see the other conditions",
            st->entries, op->cm_ns, op->cm_name);

@@ -69,7 +69,9 @@ static void put_arr(ck_buf_t *b, const json_t *a, bool null_is_empty) {
   put_u64(b, json_array_size(a));
   size_t i;
   const json_t *v;
-  json_array_foreach(a, i, v) put_jstr(b, v);
+  json_array_foreach(a, i, v) {
+    put_jstr(b, v);
+  }
 }
 
 static int finish(ck_buf_t *b, char out[33]) {
