@@ -43,13 +43,17 @@ static void *create_range(void *arg) {
   return NULL;
 }
 
-void bench_ensure_configmaps(ck_client_t *c, const char *ns, const char *selector,
-                             const char *labels_json, const char *prefix, int n,
-                             size_t payload_bytes) {
+void bench_ensure_namespace(ck_client_t *c, const char *ns) {
   json_t *nso = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
                           "metadata", "name", ns);
   ck_object_create(c, &ck_res_namespaces, NULL, nso, NULL, NULL, NULL);
   json_decref(nso);
+}
+
+void bench_ensure_configmaps(ck_client_t *c, const char *ns, const char *selector,
+                             const char *labels_json, const char *prefix, int n,
+                             size_t payload_bytes) {
+  bench_ensure_namespace(c, ns);
   long have = 0;
   ck_list_opts_t lo = {.label_selector = selector};
   ck_object_list_each(c, &ck_res_configmaps, ns, &lo, bench_count_item, &have, NULL, NULL);

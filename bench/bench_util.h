@@ -12,6 +12,9 @@ double bench_now_s(void);
 /* ck_object_list_each callback counting items into a long. */
 int bench_count_item(void *ctx, json_t *item);
 
+/* Create namespace `ns` unless it exists (errors are left to what follows). */
+void bench_ensure_namespace(ck_client_t *c, const char *ns);
+
 /* Make sure namespace `ns` holds `n` ConfigMaps matching `selector`: named
  * "<prefix>-NNNNN", labelled with `labels_json` (a JSON object), with a
  * data.payload of `payload_bytes`. Missing ones are created from 8
