@@ -435,8 +435,7 @@ static void conds_compute(const op_t *op, const aa_obj_status_t *st, const outco
 
 /* Build on the cached status (see statcache.h): the conditions keep their
  * lastTransitionTime unless their status flips. */
-static json_t *build_status(const op_t *op, const json_t *obj, const aa_obj_status_t *st,
-                            const outcome_t *oc) {
+static json_t *build_status(const json_t *obj, const aa_obj_status_t *st, const conds_t *cs) {
   json_t *s = aa_status_base(json_object_get(obj, "status"));
   if (!s)
     return NULL;
@@ -445,26 +444,22 @@ static json_t *build_status(const op_t *op, const json_t *obj, const aa_obj_stat
   json_object_set_new(s, "entries", json_integer((json_int_t)st->entries));
   json_object_set_new(s, "arns", st->arns ? json_incref(st->arns) : json_array());
   json_object_set_new(s, "warnings", st->warnings ? json_incref(st->warnings) : json_array());
-  conds_t cs;
-  conds_compute(op, st, oc, &cs);
   for (int i = 0; i < AA_NCONDS; i++)
-    ck_condition_set(s, &cs.c[i], 0);
+    ck_condition_set(s, &cs->c[i], 0);
   return s;
 }
 
-/* Whether obj's status already says what build_status would write: the
- * digest of what the merge decided against the one the cache keeps (a
- * merge checks every object, so nothing is built). A digest that cannot be
- * computed says "not current": one write too many, never one too few. */
-static bool status_current(const op_t *op, const json_t *obj, const aa_obj_status_t *st,
-                           const outcome_t *oc) {
-  conds_t cs;
-  conds_compute(op, st, oc, &cs);
+/* Whether obj's status already says what build_status would write with
+ * the conditions cs: the digest of what the merge decided against the one
+ * the cache keeps (a merge checks every object, so nothing is built). A
+ * digest that cannot be computed says "not current": one write too many,
+ * never one too few. */
+static bool status_current(const json_t *obj, const aa_obj_status_t *st, const conds_t *cs) {
   aa_status_want_t w = {.generation = st->generation, .type = aa_kind_key(st->kind),
                         .entries = (int64_t)st->entries, .arns = st->arns,
                         .warnings = st->warnings};
   for (int i = 0; i < AA_NCONDS; i++)
-    w.c[i] = cs.c[i];
+    w.c[i] = cs->c[i];
   char want[33], have[33];
   return aa_status_want_digest(&w, want) == 0 && aa_obj_status_digest(obj, have) == 0 &&
          strcmp(want, have) == 0;
@@ -602,8 +597,10 @@ static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
       failed = true;
     }
   }
-  bool changed = !status_current(op, obj, &p->st, p->oc);
-  json_t *status = changed ? build_status(op, obj, &p->st, p->oc) : NULL;
+  conds_t cs;
+  conds_compute(op, &p->st, p->oc, &cs);
+  bool changed = !status_current(obj, &p->st, &cs);
+  json_t *status = changed ? build_status(obj, &p->st, &cs) : NULL;
   if (!changed) {
     /* only the finalizer was missing */
   } else if (!status) {
@@ -701,7 +698,9 @@ static void queue_posts(op_t *op, json_t *objects, aa_result_t *r, bool clean,
     } else if (!st->has_finalizer) {
       need = true;
     } else {
-      need = !status_current(op, obj, st, oc);
+      conds_t cs;
+      conds_compute(op, st, oc, &cs);
+      need = !status_current(obj, st, &cs);
     }
     if (!need)
       continue;
