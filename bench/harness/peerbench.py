@@ -40,6 +40,8 @@ down with it. Before every job etcd is compacted and defragmented (POST
 /defrag): a job starts from the same small database whatever the jobs
 before it wrote, and minutes of 200-KB ConfigMap writes cannot fill
 etcd's quota ("mvcc: database space exceeded") for the jobs after.
+Namespaces left by an earlier run that was killed (perf-*, its driver
+gone) are removed first, finalizers and all.
 Diagnostics: CRDKIT_BENCH_BIN (another crdkit binary, e.g. a baseline build),
 CRDKIT_ARGS (extra flags), PERF_RECORD=PREFIX (perf record crdkit;
 PERF_CALLGRAPH: fp, the default, or dwarf).
@@ -632,6 +634,31 @@ def drop_namespace(kube, ns, threads=8):
         log(f"cleanup of {ns}: {e!r}")
 
 
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_leftovers(kube):
+    """Removes the namespaces of earlier runs whose driver is gone: a run
+    killed in the middle (a W4 of 10,000 objects, say) leaves its namespace
+    terminating forever, its AWSAuth objects held by finalizers no operator
+    will remove, and their data in etcd for every run after it."""
+    st, lst = kube.request("GET", "/api/v1/namespaces")
+    for o in (lst or {}).get("items") or []:
+        name = o["metadata"]["name"]
+        m = re.fullmatch(r"perf-[a-z0-9]+-(\d+)-[0-9a-f]+", name)
+        if not m or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
+            continue
+        log(f"removing {name}, left by an earlier run that did not finish")
+        drop_namespace(kube, name)
+
+
 def stats(xs):
     xs = [x for x in xs if x is not None]
     if not xs:
@@ -1192,6 +1219,7 @@ class Bench:
         if "CRDKIT_TEST_CONTROL" in self.env:  # a testenv up for hours holds what earlier runs made it grow to
             self.res["restarts"].append({"workload": "start", **self.restart_apiserver()})
         self.ensure_crd()
+        sweep_leftovers(self.kube)
         jobs = []
 
         def order(r):
