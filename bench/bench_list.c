@@ -20,14 +20,10 @@ int main(int argc, char **argv) {
   const char *ns = argv[1];
   int n = argc > 2 ? atoi(argv[2]) : 5000;
   int rounds = argc > 3 ? atoi(argv[3]) : 5;
-  ck_error_t err;
-  ck_config_t *cfg;
-  ck_client_t *c;
-  if (ck_config_load(NULL, &cfg, &err) || ck_client_new(cfg, NULL, &c, &err)) {
-    fprintf(stderr, "%s\n", err.message);
+  ck_client_t *c = bench_client("bench-list");
+  if (!c)
     return 1;
-  }
-  ck_config_free(cfg);
+  ck_error_t err;
   ck_list_opts_t lo = {.label_selector = "bench=list"};
   /* 1023 bytes of payload: ~1.3 KiB objects, as the published figures. */
   bench_ensure_configmaps(c, ns, "bench=list", "{\"bench\":\"list\"}", "bench", n, 1023);

@@ -18,11 +18,6 @@
 #include <string.h>
 #include <sys/resource.h>
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 /* What an AWSAuth of the W4 workload looks like once cached. */
 static json_t *object(int i) {
   char name[32], arn[96], user[48], uid[40];
@@ -133,11 +128,11 @@ int main(int argc, char **argv) {
   char *body = json_dumps(written, JSON_COMPACT);
   size_t body_bytes = body ? strlen(body) : 0;
   free(body);
-  qsort(first, (size_t)rounds, sizeof *first, cmp_d);
-  qsort(again, (size_t)rounds, sizeof *again, cmp_d);
+  qsort(first, (size_t)rounds, sizeof *first, bench_cmp_double);
+  qsort(again, (size_t)rounds, sizeof *again, bench_cmp_double);
   double *per = calloc((size_t)merges, sizeof *per);
   churn(written, objects, merges, per); /* takes written */
-  qsort(per, (size_t)merges, sizeof *per, cmp_d);
+  qsort(per, (size_t)merges, sizeof *per, bench_cmp_double);
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
   printf("{\"bench\":\"merge\",\"objects\":%d,\"rounds\":%d,\"first_write_s\":%.4f,"

@@ -11,11 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv) {
   if (argc < 2) {
     fprintf(stderr, "usage: bench-put NAMESPACE [N] [PAYLOAD_BYTES]\n");
@@ -28,14 +23,10 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench-put: N must be at least 1\n");
     return 2;
   }
-  ck_error_t err;
-  ck_config_t *cfg;
-  ck_client_t *c;
-  if (ck_config_load(NULL, &cfg, &err) || ck_client_new(cfg, NULL, &c, &err)) {
-    fprintf(stderr, "%s\n", err.message);
+  ck_client_t *c = bench_client("bench-put");
+  if (!c)
     return 1;
-  }
-  ck_config_free(cfg);
+  ck_error_t err;
   char *text = malloc(payload + 1);
   double *lat = malloc((size_t)n * sizeof *lat);
   if (!text || !lat)
@@ -73,7 +64,7 @@ int main(int argc, char **argv) {
     cur = out;
   }
   json_decref(cur);
-  qsort(lat, (size_t)n, sizeof *lat, cmp_d);
+  qsort(lat, (size_t)n, sizeof *lat, bench_cmp_double);
   printf("{\"bench\":\"put\",\"writes\":%d,\"payload\":%zu,\"p50_ms\":%.2f,\"p90_ms\":%.2f,"
          "\"p99_ms\":%.2f,\"max_ms\":%.2f}\n",
          n, payload, lat[n / 2], lat[n * 9 / 10], lat[n * 99 / 100], lat[n - 1]);

@@ -43,6 +43,27 @@ static void *create_range(void *arg) {
   return NULL;
 }
 
+ck_client_t *bench_client(const char *prog) {
+  ck_error_t err;
+  ck_config_t *cfg;
+  ck_client_t *c = NULL;
+  if (ck_config_load(NULL, &cfg, &err) != 0) {
+    fprintf(stderr, "%s: %s\n", prog, err.message);
+    return NULL;
+  }
+  if (ck_client_new(cfg, NULL, &c, &err) != 0) {
+    fprintf(stderr, "%s: %s\n", prog, err.message);
+    c = NULL;
+  }
+  ck_config_free(cfg);
+  return c;
+}
+
+int bench_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
 void bench_ensure_namespace(ck_client_t *c, const char *ns) {
   json_t *nso = json_pack("{s:s,s:s,s:{s:s}}", "apiVersion", "v1", "kind", "Namespace",
                           "metadata", "name", ns);

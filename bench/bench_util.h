@@ -12,6 +12,14 @@ double bench_now_s(void);
 /* ck_object_list_each callback counting items into a long. */
 int bench_count_item(void *ctx, json_t *item);
 
+/* A client from the usual kubeconfig (KUBECONFIG, ~/.kube/config,
+ * in-cluster) with default options; NULL after printing why on stderr,
+ * prefixed with `prog`. Free with ck_client_free. */
+ck_client_t *bench_client(const char *prog);
+
+/* qsort comparator for doubles, ascending. */
+int bench_cmp_double(const void *a, const void *b);
+
 /* Create namespace `ns` unless it exists (errors are left to what follows). */
 void bench_ensure_namespace(ck_client_t *c, const char *ns);
 
