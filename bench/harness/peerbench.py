@@ -41,7 +41,8 @@ down with it. Before every job etcd is compacted and defragmented (POST
 before it wrote, and minutes of 200-KB ConfigMap writes cannot fill
 etcd's quota ("mvcc: database space exceeded") for the jobs after.
 Namespaces left by an earlier run that was killed (perf-*, its driver
-gone) are removed first, finalizers and all.
+gone) are removed first, finalizers and all; operators get SIGTERM when
+the driver dies (setpriv --pdeathsig), so none outlives it.
 Diagnostics: CRDKIT_BENCH_BIN (another crdkit binary, e.g. a baseline build),
 CRDKIT_ARGS (extra flags), PERF_RECORD=PREFIX (perf record crdkit;
 PERF_CALLGRAPH: fp, the default, or dwarf).
@@ -472,6 +473,12 @@ class Operator:
             cmd = [os.path.join(TOP, "bench/peers/kopf/run.sh")]  # exec's kopf: same pid
         else:
             cmd = [os.path.join(TOP, "build/peers/bin", op)]
+        # If the driver dies (even by SIGKILL), the operator gets SIGTERM:
+        # one left running would load every later run. setpriv execs the
+        # command (same pid); the driver starts operators from its main
+        # thread, whose end is what the kernel watches.
+        if shutil.which("setpriv"):
+            cmd = ["setpriv", "--pdeathsig", "TERM", "--"] + cmd
         self.logf = open(self.logpath, "w")
         self.t_start = time.monotonic()
         self.p = subprocess.Popen(cmd, env=env, stdout=self.logf, stderr=subprocess.STDOUT,
