@@ -29,8 +29,10 @@ int main(int argc, char **argv) {
   ck_error_t err;
   char *text = malloc(payload + 1);
   double *lat = malloc((size_t)n * sizeof *lat);
-  if (!text || !lat)
+  if (!text || !lat) {
+    fprintf(stderr, "bench-put: out of memory\n");
     return 1;
+  }
   memset(text, 'x', payload);
   text[payload] = '\0';
   bench_ensure_namespace(c, ns);

@@ -415,8 +415,8 @@ static void conds_compute(const op_t *op, const aa_obj_status_t *st, const outco
   else if (op->o->dry_run)
     reason = "DryRun";
   /* cppcheck takes sizeof out->ready_msg for a read of the caller's
-   * (uninitialised) buffer: */
-  // cppcheck-suppress ctuuninitvar
+   * (uninitialised) buffer. */
+  /* cppcheck-suppress ctuuninitvar */
   snprintf(out->ready_msg, sizeof out->ready_msg,
            ready ? "%zu entries in %s/%s" : "%zu entries applied; see the other conditions",
            st->entries, op->cm_ns, op->cm_name);
