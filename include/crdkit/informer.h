@@ -175,6 +175,18 @@ void ck_informer_memo_free(ck_informer_memo_t *memo);
 int ck_informer_snapshot_memo(ck_informer_t *inf, const char *ns, ck_informer_memo_t *memo,
                               json_t **out);
 
+/* Let the memo hold less: when it holds obj (this very json_t, from the
+ * last snapshot taken with it) for obj's key, it holds stand_in instead
+ * (a new reference; obj's reference is dropped), and later snapshots hand
+ * stand_in for that object while its resourceVersion stays the same. For
+ * a caller that keeps what it needs of each object elsewhere, by the
+ * address of the json_t it is handed (a stand-in can be any small value,
+ * such as a string). Such a caller must handle a stand-in it does not
+ * know: its own cache may lose one the memo still holds; clearing both
+ * together keeps them in step. true when replaced; false when the memo
+ * does not hold obj (nothing changes). Same thread rules as above. */
+bool ck_informer_memo_replace(ck_informer_memo_t *memo, const json_t *obj, json_t *stand_in);
+
 /* ck_informer_get with a memo: when the cached object's resourceVersion
  * is the one the memo holds for it, the memo's json_t (a new reference,
  * shared: never modify it); else a fresh parse, which the memo then

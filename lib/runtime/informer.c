@@ -638,6 +638,10 @@ void ck_informer_memo_free(ck_informer_memo_t *memo) {
   ck_store_memo_free(memo);
 }
 
+bool ck_informer_memo_replace(ck_informer_memo_t *memo, const json_t *obj, json_t *stand_in) {
+  return ck_store_memo_replace(memo, obj, stand_in);
+}
+
 int ck_informer_snapshot_memo(ck_informer_t *inf, const char *ns, ck_informer_memo_t *memo,
                               json_t **out) {
   return ck_store_snapshot(inf->store, ns, memo, out);

@@ -909,6 +909,20 @@ void ck_store_memo_remember(ck_store_memo_t *memo, const char *key, json_t *obj)
     memo_set(memo, key, strlen(key), rv, obj, memo->gen);
 }
 
+bool ck_store_memo_replace(ck_store_memo_t *memo, const json_t *obj, json_t *stand_in) {
+  if (!memo || !obj || !stand_in)
+    return false;
+  char *key = ck_store_key_of(obj);
+  memo_item_t *it = key ? ck_strmap_get(&memo->items, key) : NULL;
+  free(key);
+  if (!it || it->obj != obj)
+    return false;
+  json_incref(stand_in);
+  json_decref(it->obj);
+  it->obj = stand_in;
+  return true;
+}
+
 int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json_t **out) {
   *out = NULL;
   json_t *arr = json_array();
