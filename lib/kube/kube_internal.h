@@ -35,6 +35,19 @@ int ck_status_decode(long http_status, const char *body, size_t len, const char 
 /* Same from an already parsed Status object (watch ERROR events). */
 int ck_status_from_json(long http_status, json_t *status, const char *what, ck_error_t *err);
 
+/* ---- List answers (listpage.c) --------------------------------------- */
+
+/* Walk a List answer's text body[0..len) without parsing it whole: fn
+ * gets each element of "items" in order, parsed on its own (borrowed:
+ * fn takes a reference to keep it); *meta (may be NULL) gets a new
+ * reference to the "metadata" object, or NULL when there is none. Every
+ * part of the text is checked as a whole parse would check it. Returns
+ * 0; fn's non-zero return (the walk stops there); or CK_EPARSE with err
+ * giving the byte offset, and then fn may have had the items before the
+ * fault. */
+int ck_list_page_each(const char *body, size_t len, int (*fn)(void *ctx, json_t *item),
+                      void *ctx, json_t **meta, ck_error_t *err);
+
 /* ---- credentials (auth.c, exec.c) ------------------------------------ */
 
 typedef struct ck_auth ck_auth_t;

@@ -144,24 +144,58 @@ int ck_object_get(ck_client_t *c, const ck_resource_t *res, const char *ns, cons
   return send_json(c, "GET", &p, NULL, NULL, 0, out, err);
 }
 
-int ck_object_list(ck_client_t *c, const ck_resource_t *res, const char *ns,
-                   const ck_list_opts_t *o, json_t **out, ck_error_t *err) {
+/* The path of a list request into *p. */
+static int list_path(ck_buf_t *p, const ck_resource_t *res, const char *ns,
+                     const ck_list_opts_t *o, ck_error_t *err) {
   char *base = ck_resource_path(res, res && res->namespaced ? ns : NULL, NULL, NULL);
   if (!base)
     return bad_path(res, ns, "", err);
-  ck_buf_t p = {0};
-  ck_buf_puts(&p, base);
+  ck_buf_puts(p, base);
   free(base);
   if (o) {
-    q_add(&p, "labelSelector", o->label_selector);
-    q_add(&p, "fieldSelector", o->field_selector);
+    q_add(p, "labelSelector", o->label_selector);
+    q_add(p, "fieldSelector", o->field_selector);
     if (o->limit > 0)
-      q_add_long(&p, "limit", o->limit);
-    q_add(&p, "continue", o->continue_token);
-    q_add(&p, "resourceVersion", o->resource_version);
-    q_add(&p, "resourceVersionMatch", o->resource_version_match);
+      q_add_long(p, "limit", o->limit);
+    q_add(p, "continue", o->continue_token);
+    q_add(p, "resourceVersion", o->resource_version);
+    q_add(p, "resourceVersionMatch", o->resource_version_match);
   }
+  return 0;
+}
+
+int ck_object_list(ck_client_t *c, const ck_resource_t *res, const char *ns,
+                   const ck_list_opts_t *o, json_t **out, ck_error_t *err) {
+  ck_buf_t p = {0};
+  int rc = list_path(&p, res, ns, o, err);
+  if (rc)
+    return ck_buf_free(&p), rc;
   return send_json(c, "GET", &p, NULL, NULL, 0, out, err);
+}
+
+/* One page of ck_object_list_each: its items to fn, one parsed at a time;
+ * *meta the page's metadata (new reference). */
+static int list_page(ck_client_t *c, const ck_resource_t *res, const char *ns,
+                     const ck_list_opts_t *o, int (*fn)(void *ctx, json_t *item), void *ctx,
+                     json_t **meta, ck_error_t *err) {
+  *meta = NULL;
+  ck_buf_t p = {0};
+  int rc = list_path(&p, res, ns, o, err);
+  if (!rc && p.oom)
+    rc = ck_error_set(err, CK_ENOMEM, "out of memory");
+  if (rc)
+    return ck_buf_free(&p), rc;
+  ck_request_t req = {.method = "GET", .path = p.data};
+  ck_response_t resp;
+  rc = ck_client_request(c, &req, &resp, err);
+  if (rc == 0) {
+    rc = ck_list_page_each(resp.body, resp.body_len, fn, ctx, meta, err);
+    if (rc == CK_EPARSE)
+      ck_error_prefix(err, "GET %s: ", p.data);
+  }
+  ck_response_free(&resp);
+  ck_buf_free(&p);
+  return rc;
 }
 
 int ck_object_list_each(ck_client_t *c, const ck_resource_t *res, const char *ns,
@@ -180,20 +214,12 @@ int ck_object_list_each(ck_client_t *c, const ck_resource_t *res, const char *ns
       o.resource_version = NULL;
       o.resource_version_match = NULL;
     }
-    json_t *page = NULL;
-    rc = ck_object_list(c, res, ns, &o, &page, err);
+    json_t *meta = NULL;
+    rc = list_page(c, res, ns, &o, fn, ctx, &meta, err);
     free(cont);
     cont = NULL;
     if (rc)
       break;
-    json_t *items = json_object_get(page, "items");
-    size_t i;
-    json_t *it;
-    json_array_foreach(items, i, it) {
-      if ((rc = fn(ctx, it)) != 0)
-        break;
-    }
-    json_t *meta = json_object_get(page, "metadata");
     const char *next = json_string_value(json_object_get(meta, "continue"));
     if (rc == 0 && rv_out) {
       const char *rv = json_string_value(json_object_get(meta, "resourceVersion"));
@@ -202,7 +228,7 @@ int ck_object_list_each(ck_client_t *c, const ck_resource_t *res, const char *ns
     }
     if (rc == 0 && next && *next && !(cont = strdup(next)))
       rc = ck_error_set(err, CK_ENOMEM, "out of memory");
-    json_decref(page);
+    json_decref(meta);
     if (rc || !cont)
       break;
   }
