@@ -223,6 +223,22 @@ typedef enum aa_drift_mode {
 aa_cache_t *aa_cache_new(void); /* NULL: out of memory */
 void aa_cache_clear(aa_cache_t *cache);
 void aa_cache_free(aa_cache_t *cache);
+/* Let the caller's other copies of a parsed object go: when the cache
+ * holds the parse of obj (from the last aa_reconcile that had it), it
+ * keys that parse by a new small stand-in (a JSON string) instead of obj,
+ * and returns the stand-in in *stand_in (a new reference). Hand the
+ * stand-in to later merges in obj's place (ck_informer_memo_replace does
+ * that for a memo's snapshots): they read the kept parse, and obj's tree
+ * can be freed. Returns 1 when replaced; 0 when the cache holds no parse
+ * of obj (or obj is a stand-in already, or memory ran out): *stand_in
+ * NULL, keep handing obj. */
+int aa_cache_object_stand_in(aa_cache_t *cache, const json_t *obj, json_t **stand_in);
+/* Whether obj is such a stand-in. aa_reconcile returns AA_ESTANDIN when
+ * objects holds a stand-in whose parse the cache no longer has (it was
+ * cleared, or another cache was passed): take the snapshot again without
+ * stand-ins. */
+bool aa_is_stand_in(const json_t *obj);
+#define AA_ESTANDIN (-64)
 /* Merges that found a live list in the cache (for tests and metrics). */
 size_t aa_cache_hits(const aa_cache_t *cache);
 /* Objects read from the cache instead of parsed (for tests and metrics). */
@@ -259,6 +275,10 @@ const char *aa_block_reason(aa_block_t b);
 typedef struct aa_obj_status {
   char *ns, *name, *uid; /* copies ("" when missing) */
   int64_t generation;    /* metadata.generation, for observedGeneration */
+  int64_t created;       /* metadata.creationTimestamp (ck_rfc3339_parse);
+                          * INT64_MAX when missing or unreadable */
+  char status_digest[33]; /* aa_obj_status_digest of the object ("" when it
+                           * could not be computed: matches no want) */
   bool valid;            /* false: condition Invalid=True, message below */
   char *invalid_msg;     /* NULL when valid; names the field */
   bool conflicted;       /* Conflicted=True; conflict_msg says with whom */

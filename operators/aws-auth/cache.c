@@ -11,6 +11,11 @@
  * holds a reference to each, so an address cannot be reused by another
  * object while it is here.
  *
+ * Once the merge has read an object, its parse can be keyed by a small
+ * stand-in instead (aa_cache_object_stand_in), which the caller hands in
+ * the object's place from then on, so that no one keeps the object's
+ * whole tree between merges only to be recognised by its address.
+ *
  * And the text of each entry the last emit wrote, with its parse: an
  * emit's round-trip check then parses back only the entries whose text it
  * has not checked before (emit.c). */
@@ -176,6 +181,35 @@ void aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *final
   }
   if (old)
     objmemo_free(old);
+}
+
+/* What a stand-in says, to whoever prints one. */
+#define STAND_IN_TEXT "aws-auth: parsed, held by the merge cache"
+
+bool aa_is_stand_in(const json_t *obj) {
+  return json_is_string(obj) && strcmp(json_string_value(obj), STAND_IN_TEXT) == 0;
+}
+
+int aa_cache_object_stand_in(aa_cache_t *cache, const json_t *obj, json_t **stand_in) {
+  *stand_in = NULL;
+  if (!cache || aa_is_stand_in(obj))
+    return 0;
+  char key[2 * sizeof(uintptr_t) + 1];
+  obj_key(obj, key);
+  objmemo_t *m = ck_strmap_get(&cache->objs, key);
+  json_t *s = m && m->obj == obj ? json_string(STAND_IN_TEXT) : NULL;
+  if (!s)
+    return 0;
+  ck_strmap_del(&cache->objs, key);
+  json_decref(m->obj);
+  m->obj = s;
+  obj_key(s, m->keybuf);
+  if (ck_strmap_put(&cache->objs, m->m.key, m, NULL) != 0) {
+    objmemo_free(&m->m); /* the parse is lost; obj is still handed: parsed again */
+    return 0;
+  }
+  *stand_in = json_incref(s);
+  return 1;
 }
 
 void aa_cache_object_sweep(aa_cache_t *cache) {

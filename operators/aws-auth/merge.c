@@ -13,7 +13,6 @@
 #include "merge_int.h"
 #include "cache.h"
 
-#include "util/timeutil.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -348,15 +347,14 @@ static int read_objects(ctx_t *c, const json_t *objects) {
     if (hit < 0)
       return hit;
     if (!hit) {
+      if (aa_is_stand_in(src))
+        return AA_ESTANDIN; /* its parse is gone: nothing to read it from */
       if (aa_object_parse(src, fin, o->st, &o->desired))
         return CK_ENOMEM;
       if (cache)
         aa_cache_object_put(cache, src, fin, o->st, o->desired);
     }
-    const char *ts = json_string_value(
-        json_object_get(json_object_get(src, "metadata"), "creationTimestamp"));
-    if (!ts || ck_rfc3339_parse(ts, &o->created))
-      o->created = INT64_MAX;
+    o->created = o->st->created;
     size_t len = strlen(o->st->ns) + strlen(o->st->name) + 2;
     if (!(o->id = malloc(len)))
       return CK_ENOMEM;
@@ -671,6 +669,9 @@ int aa_reconcile(const json_t *live, const json_t *objects, const aa_opts_t *opt
   EVP_MD_CTX_free(c.md);
   if (rc) {
     aa_result_free(c.r);
+    if (rc == AA_ESTANDIN)
+      return ck_error_set(err, AA_ESTANDIN, "aws-auth reconcile: an object is a stand-in whose "
+                          "parse the cache no longer holds; take the snapshot again");
     if (c.hash_failed && rc == CK_EIO)
       return ck_error_set(err, rc, "aws-auth reconcile: SHA-256 failed in OpenSSL; nothing decided");
     return ck_error_set(err, rc, "aws-auth reconcile: %s", ck_strerror(rc));

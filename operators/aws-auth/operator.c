@@ -57,6 +57,10 @@
  * work then waits, so the apiserver serves the changes first and a status
  * changed many times is written once. */
 #define BUSY_MS 200
+/* The merge's caches (parsed lists and entries, each object's parse, the
+ * parse of aws-auth) make a merge that follows another cheap: kept while
+ * merges follow each other, freed after this long without a change. */
+#define CACHE_IDLE_MS 1000
 /* ... but no longer than this: older per-object work goes through, one
  * object at a time and at most one per BUSY_PACE_MS while the merge stays
  * busy (every object's work is two writes the apiserver must also serve).
@@ -127,6 +131,11 @@ typedef struct op {
   atomic_llong busy_until;   /* ck_now_ms() until which per-object work waits */
   int64_t last_write_ms;     /* end of our last aws-auth write (merge worker) */
   int64_t last_merge_ms;     /* how long the last merge took (merge worker) */
+  /* The last merge finished with nothing left to do: unless events come,
+   * its caches go once CACHE_IDLE_MS have passed (merge worker). */
+  bool idle_pending;
+  unsigned long long idle_events; /* events when that merge began */
+  int64_t idle_since_ms;
   pthread_mutex_t turn;      /* per-object work one at a time while busy */
   atomic_int since_trim;     /* per-object reconciles since the last malloc_trim */
   ck_series_t *writes, *conflicts, *repairs, *parse_errors, *owned, *foreign, *invalid,
@@ -454,15 +463,15 @@ static json_t *build_status(const json_t *obj, const aa_obj_status_t *st, const 
  * the cache keeps (a merge checks every object, so nothing is built). A
  * digest that cannot be computed says "not current": one write too many,
  * never one too few. */
-static bool status_current(const json_t *obj, const aa_obj_status_t *st, const conds_t *cs) {
+/* have: the digest of the object's status (aa_obj_status_digest). */
+static bool status_current(const char *have, const aa_obj_status_t *st, const conds_t *cs) {
   aa_status_want_t w = {.generation = st->generation, .type = aa_kind_key(st->kind),
                         .entries = (int64_t)st->entries, .arns = st->arns,
                         .warnings = st->warnings};
   for (int i = 0; i < AA_NCONDS; i++)
     w.c[i] = cs->c[i];
-  char want[33], have[33];
-  return aa_status_want_digest(&w, want) == 0 && aa_obj_status_digest(obj, have) == 0 &&
-         strcmp(want, have) == 0;
+  char want[33];
+  return have[0] && aa_status_want_digest(&w, want) == 0 && strcmp(want, have) == 0;
 }
 
 /* ---- the reconcile ------------------------------------------------------- */
@@ -599,7 +608,8 @@ static ck_result_t object_do(op_t *op, ck_reconcile_t *rc) {
   }
   conds_t cs;
   conds_compute(op, &p->st, p->oc, &cs);
-  bool changed = !status_current(obj, &p->st, &cs);
+  char have[33];
+  bool changed = aa_obj_status_digest(obj, have) != 0 || !status_current(have, &p->st, &cs);
   json_t *status = changed ? build_status(obj, &p->st, &cs) : NULL;
   if (!changed) {
     /* only the finalizer was missing */
@@ -676,7 +686,7 @@ static ck_result_t object_work(void *ctx, ck_reconcile_t *rc) {
 /* After a merge: queue the objects whose finalizer or status must change
  * (each takes its part of the result). Objects already as they should be
  * cost nothing further. */
-static void queue_posts(op_t *op, json_t *objects, aa_result_t *r, bool clean,
+static void queue_posts(op_t *op, aa_result_t *r, bool clean,
                         const char *write_err) {
   outcome_t *oc = calloc(1, sizeof *oc);
   if (!oc)
@@ -686,10 +696,8 @@ static void queue_posts(op_t *op, json_t *objects, aa_result_t *r, bool clean,
   oc->blocked_msg = r->blocked_msg ? strdup(r->blocked_msg) : NULL;
   oc->write_err = write_err ? strdup(write_err) : NULL;
   oc->clean = clean;
-  size_t n = r->nobjs < json_array_size(objects) ? r->nobjs : json_array_size(objects);
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = 0; i < r->nobjs; i++) {
     aa_obj_status_t *st = &r->objs[i];
-    json_t *obj = json_array_get(objects, i);
     bool release = false, need;
     if (st->deleting) {
       release = st->has_finalizer && !r->blocked && !op->o->dry_run &&
@@ -700,7 +708,7 @@ static void queue_posts(op_t *op, json_t *objects, aa_result_t *r, bool clean,
     } else {
       conds_t cs;
       conds_compute(op, st, oc, &cs);
-      need = !status_current(obj, st, &cs);
+      need = !status_current(st->status_digest, st, &cs);
     }
     if (!need)
       continue;
@@ -858,9 +866,43 @@ static void burst_pause(op_t *op) {
   }
 }
 
+/* Between merges of a burst, the snapshot memo and the merge's cache
+ * would both hold each object's whole tree, though the next merge reads
+ * only the cache's parse of it: the memo holds a stand-in instead, from
+ * the objects this merge parsed on (the others are stand-ins already). */
+static void keep_parses_only(op_t *op, const json_t *objects) {
+  size_t i;
+  json_t *o;
+  json_array_foreach(objects, i, o) {
+    json_t *s = NULL;
+    if (aa_cache_object_stand_in(op->cache, o, &s) == 1)
+      ck_informer_memo_replace(op->memo, o, s);
+    json_decref(s);
+  }
+}
+
+static void drop_caches(op_t *op) {
+  aa_cache_clear(op->cache);
+  ck_informer_memo_clear(op->memo);
+  ck_informer_memo_clear(op->cm_memo);
+  malloc_trim(0);
+}
+
 static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
   op_t *op = ctx;
   ck_client_t *c = ck_reconcile_client(rc);
+  /* Queued by the last merge to free the caches when nothing follows it
+   * (or an earlier such request): nothing changed since, nothing to merge. */
+  if (op->idle_pending && atomic_load(&op->events) == op->idle_events) {
+    int64_t left = op->idle_since_ms + CACHE_IDLE_MS - ck_now_ms();
+    if (left > 0)
+      return ck_requeue_after(left);
+    op->idle_pending = false;
+    drop_caches(op);
+    CK_DEBUG(COMP, op->cm_name, "idle: merge caches freed");
+    return ck_done();
+  }
+  op->idle_pending = false;
   if (op->burst)
     burst_pause(op);
   unsigned long long events0 = atomic_load(&op->events);
@@ -903,11 +945,18 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
     r = NULL;
     conflict = false;
     if (aa_reconcile(live, objects, &ao, &r, &err) != 0) {
-      CK_ERROR(COMP, op->cm_name, "merge: %s", err.message);
+      bool stale = err.code == AA_ESTANDIN;
+      if (stale) { /* the cache lost a parse the memo still hands in */
+        CK_DEBUG(COMP, op->cm_name, "merge: %s", err.message);
+        aa_cache_clear(op->cache);
+        ck_informer_memo_clear(op->memo);
+      } else {
+        CK_ERROR(COMP, op->cm_name, "merge: %s", err.message);
+      }
       json_decref(objects);
       json_decref(live);
       json_decref(last_known);
-      return ck_fail();
+      return stale ? ck_requeue() : ck_fail();
     }
     t2 = ck_now_us();
     if (r->blocked || !r->write_needed || op->o->dry_run) {
@@ -1005,12 +1054,11 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
     }
     ck_series_set(op->invalid, (double)ninvalid);
     ck_series_set(op->conflicted, (double)nconflicted);
-    queue_posts(op, objects, r, wrote || !r->write_needed, write_err[0] ? write_err : NULL);
+    queue_posts(op, r, wrote || !r->write_needed, write_err[0] ? write_err : NULL);
   }
   bool failed = write_err[0] != '\0';
   size_t nobjs = r->nobjs;
   aa_result_free(r);
-  json_decref(objects);
   json_decref(live);
   /* Changes that came in before the write was answered were not in it: more
    * are on the way. (Counting later ones would also catch a client that
@@ -1034,21 +1082,25 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
            "write %.2f ms, after %.2f ms%s",
            nobjs, waited / 1e3, (t1 - t0) / 1e3, (t2 - t1) / 1e3, (t3 ? t3 - t2 : 0) / 1e3,
            (t4 - (t3 ? t3 : t2)) / 1e3, op->burst ? " (burst)" : "");
-  /* The parsed lists and objects help only while merges follow each other
-   * (each reads what the last one wrote, and most objects did not change
-   * in between); idle, they are memory for nothing. */
-  if (!op->burst) {
-    aa_cache_clear(op->cache);
-    ck_informer_memo_clear(op->memo);
-    ck_informer_memo_clear(op->cm_memo);
-  }
+  keep_parses_only(op, objects);
+  json_decref(objects);
   /* A merge of many objects leaves megabytes of freed parse trees; give
    * them back rather than keep the peak for the life of the process. */
   if (nobjs >= 1000)
     malloc_trim(0);
   if (conflict)
     return ck_requeue();
-  return failed ? ck_fail() : ck_done();
+  if (failed)
+    return ck_fail();
+  if (op->burst)
+    return ck_done(); /* the next merge comes with the events */
+  /* The parsed lists and objects help only while merges follow each other
+   * (each reads what the last one wrote, and most objects did not change
+   * in between); idle, they are memory for nothing. */
+  op->idle_pending = true;
+  op->idle_events = events0;
+  op->idle_since_ms = ck_now_ms();
+  return ck_requeue_after(CACHE_IDLE_MS);
 }
 
 /* ---- run ------------------------------------------------------------------ */

@@ -3,8 +3,10 @@
  * checks again because a CRD can be edited or installed in an older
  * version, and aws-auth is too dangerous to trust it. */
 #include "awsauth.h"
+#include "statcache.h"
 
 #include "util/strmap.h"
+#include "util/timeutil.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -172,6 +174,11 @@ int aa_object_parse(const json_t *obj, const char *finalizer, aa_obj_status_t *s
   if (!st->ns || !st->name || !st->uid || !st->arns || !st->warnings)
     return CK_ENOMEM;
   st->generation = json_integer_value(json_object_get(md, "generation"));
+  const char *ts = json_string_value(json_object_get(md, "creationTimestamp"));
+  if (!ts || ck_rfc3339_parse(ts, &st->created))
+    st->created = INT64_MAX;
+  if (aa_obj_status_digest(obj, st->status_digest) == CK_ENOMEM)
+    return CK_ENOMEM;
   st->deleting = json_object_get(md, "deletionTimestamp") != NULL &&
                  !json_is_null(json_object_get(md, "deletionTimestamp"));
   size_t i;
