@@ -118,8 +118,8 @@ typedef struct op {
   char written_rv[64]; /* resourceVersion of our last aws-auth write (mu) */
   unsigned char writing[32]; /* write_digest of what we last wrote or are writing (mu) */
   bool writing_set;
-  aa_cache_t *cache;   /* parsed live lists, kept through a burst (merge worker) */
-  ck_informer_memo_t *memo; /* parsed AWSAuth, kept through a burst (merge worker) */
+  aa_cache_t *cache;   /* parses kept while merges follow (merge worker) */
+  ck_informer_memo_t *memo; /* AWSAuth (stand-ins once read), same (merge worker) */
   ck_informer_memo_t *cm_memo; /* parsed aws-auth, same (merge worker) */
   ck_strmap_t posts;   /* key -> post_t (mu) */
   ck_strmap_t released; /* uid -> strdup'ed uid of objects whose finalizer we
@@ -128,12 +128,13 @@ typedef struct op {
   atomic_llong last_event_ms; /* ck_now_ms() of the last of them */
   atomic_llong last_event_us; /* the same in ck_now_us(), for the merge's timings */
   bool burst;           /* the last merge wrote while events kept coming */
+  bool idle_pending;    /* see idle_events */
   atomic_llong busy_until;   /* ck_now_ms() until which per-object work waits */
   int64_t last_write_ms;     /* end of our last aws-auth write (merge worker) */
   int64_t last_merge_ms;     /* how long the last merge took (merge worker) */
-  /* The last merge finished with nothing left to do: unless events come,
-   * its caches go once CACHE_IDLE_MS have passed (merge worker). */
-  bool idle_pending;
+  /* The last merge finished with nothing left to do (idle_pending, next
+   * to burst): unless events come, its caches go once CACHE_IDLE_MS have
+   * passed (merge worker). */
   unsigned long long idle_events; /* events when that merge began */
   int64_t idle_since_ms;
   pthread_mutex_t turn;      /* per-object work one at a time while busy */
