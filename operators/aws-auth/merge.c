@@ -13,7 +13,6 @@
 #include "merge_int.h"
 #include "cache.h"
 
-
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -354,7 +353,6 @@ static int read_objects(ctx_t *c, const json_t *objects) {
       if (cache)
         aa_cache_object_put(cache, src, fin, o->st, o->desired);
     }
-    o->created = o->st->created;
     size_t len = strlen(o->st->ns) + strlen(o->st->name) + 2;
     if (!(o->id = malloc(len)))
       return CK_ENOMEM;

@@ -17,7 +17,6 @@
 typedef struct obj {
   aa_obj_status_t *st;
   json_t *desired; /* valid objects only */
-  int64_t created; /* INT64_MAX when unknown: ranks as the newest */
   char *id;        /* "ns/name" */
   struct obj *next_same; /* the next object (input order) with the same id */
   struct obj *last_same; /* on the first object of an id: the last one */

@@ -459,12 +459,12 @@ static json_t *build_status(const json_t *obj, const aa_obj_status_t *st, const 
   return s;
 }
 
-/* Whether obj's status already says what build_status would write with
- * the conditions cs: the digest of what the merge decided against the one
- * the cache keeps (a merge checks every object, so nothing is built). A
- * digest that cannot be computed says "not current": one write too many,
- * never one too few. */
-/* have: the digest of the object's status (aa_obj_status_digest). */
+/* Whether an object's status already says what build_status would write
+ * with the conditions cs: `have`, the digest of its status as cached
+ * (aa_obj_status_digest), against the digest of what the merge decided (a
+ * merge checks every object, so nothing is built). A digest that could not
+ * be computed ("") says "not current": one write too many, never one too
+ * few. */
 static bool status_current(const char *have, const aa_obj_status_t *st, const conds_t *cs) {
   aa_status_want_t w = {.generation = st->generation, .type = aa_kind_key(st->kind),
                         .entries = (int64_t)st->entries, .arns = st->arns,
@@ -867,10 +867,10 @@ static void burst_pause(op_t *op) {
   }
 }
 
-/* Between merges of a burst, the snapshot memo and the merge's cache
- * would both hold each object's whole tree, though the next merge reads
- * only the cache's parse of it: the memo holds a stand-in instead, from
- * the objects this merge parsed on (the others are stand-ins already). */
+/* Between merges, the snapshot memo and the merge's cache would both hold
+ * each object's whole tree, though the next merge reads only the cache's
+ * parse of it: the memo holds a stand-in instead, from the objects this
+ * merge parsed on (the others are stand-ins already). */
 static void keep_parses_only(op_t *op, const json_t *objects) {
   size_t i;
   json_t *o;
@@ -949,8 +949,7 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
       bool stale = err.code == AA_ESTANDIN;
       if (stale) { /* the cache lost a parse the memo still hands in */
         CK_DEBUG(COMP, op->cm_name, "merge: %s", err.message);
-        aa_cache_clear(op->cache);
-        ck_informer_memo_clear(op->memo);
+        drop_caches(op);
       } else {
         CK_ERROR(COMP, op->cm_name, "merge: %s", err.message);
       }

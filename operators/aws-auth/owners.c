@@ -118,8 +118,9 @@ aa_kind_t ao_key_kind(const char *key) { return strstr(key, ":user/") ? AA_USERS
 
 int ao_cmp_rank(const void *a, const void *b) {
   const obj_t *x = *(obj_t *const *)a, *y = *(obj_t *const *)b;
-  if (x->created != y->created)
-    return x->created < y->created ? -1 : 1;
+  /* created: INT64_MAX when unknown, so it ranks as the newest */
+  if (x->st->created != y->st->created)
+    return x->st->created < y->st->created ? -1 : 1;
   return strcmp(x->id, y->id);
 }
 
