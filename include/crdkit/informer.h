@@ -187,6 +187,22 @@ int ck_informer_snapshot_memo(ck_informer_t *inf, const char *ns, ck_informer_me
  * does not hold obj (nothing changes). Same thread rules as above. */
 bool ck_informer_memo_replace(ck_informer_memo_t *memo, const json_t *obj, json_t *stand_in);
 
+/* Let the memo keep less of every object it parses: fn gets each fresh
+ * parse (borrowed) and returns what the memo keeps and hands in its
+ * place from then on (a new reference: a small stand-in, say, once the
+ * caller has read what it needs), or NULL to keep the parse itself. For
+ * a caller that keeps what it needs of each object elsewhere, as with
+ * ck_informer_memo_replace, but the whole trees of a large cache are
+ * never held at once: a snapshot reduces each batch of at most 1024
+ * parses before it parses the next. fn runs on the thread taking the
+ * snapshot (or ck_informer_get_memo, ck_informer_observe_memo), one
+ * object at a time, while the informer's cache is read-locked: it must
+ * not call the informer, and it delays the informer's updates while it
+ * runs. fn NULL: keep whole parses again. Set it before the memo's first
+ * use; the stand-in rules above apply to what fn returns. */
+typedef json_t *(*ck_informer_reduce_fn)(void *ctx, json_t *obj);
+void ck_informer_memo_set_reduce(ck_informer_memo_t *memo, ck_informer_reduce_fn fn, void *ctx);
+
 /* ck_informer_get with a memo: when the cached object's resourceVersion
  * is the one the memo holds for it, the memo's json_t (a new reference,
  * shared: never modify it); else a fresh parse, which the memo then

@@ -642,6 +642,10 @@ bool ck_informer_memo_replace(ck_informer_memo_t *memo, const json_t *obj, json_
   return ck_store_memo_replace(memo, obj, stand_in);
 }
 
+void ck_informer_memo_set_reduce(ck_informer_memo_t *memo, ck_informer_reduce_fn fn, void *ctx) {
+  ck_store_memo_set_reduce(memo, fn, ctx);
+}
+
 int ck_informer_snapshot_memo(ck_informer_t *inf, const char *ns, ck_informer_memo_t *memo,
                               json_t **out) {
   return ck_store_snapshot(inf->store, ns, memo, out);

@@ -805,6 +805,8 @@ typedef struct memo_item {
 
 struct ck_store_memo {
   ck_strmap_t items; /* key -> memo_item_t */
+  json_t *(*reduce)(void *ctx, json_t *obj); /* NULL: keep each parse whole */
+  void *reduce_ctx;
   uint32_t gen;
 };
 
@@ -833,6 +835,26 @@ void ck_store_memo_clear(ck_store_memo_t *m) {
 void ck_store_memo_free(ck_store_memo_t *m) {
   ck_store_memo_clear(m);
   free(m);
+}
+
+void ck_store_memo_set_reduce(ck_store_memo_t *m, json_t *(*fn)(void *ctx, json_t *obj),
+                              void *ctx) {
+  if (m) {
+    m->reduce = fn;
+    m->reduce_ctx = ctx;
+  }
+}
+
+/* What m keeps and hands for obj, a fresh parse (taken over): its
+ * reducer's answer, or obj when there is none or it gives NULL. */
+static json_t *memo_reduce(const ck_store_memo_t *m, json_t *obj) {
+  if (!m || !m->reduce || !obj)
+    return obj;
+  json_t *r = m->reduce(m->reduce_ctx, obj);
+  if (!r)
+    return obj;
+  json_decref(obj);
+  return r;
 }
 
 size_t ck_store_memo_len(const ck_store_memo_t *m) {
@@ -896,7 +918,7 @@ json_t *ck_store_get_memo(ck_store_t *s, const char *key, ck_store_memo_t *memo)
   json_t *o = NULL;
   if (it && e->rv && it->rv == e->rv) {
     o = json_incref(it->obj);
-  } else if (e && (o = parse(e)) != NULL) {
+  } else if (e && (o = memo_reduce(memo, parse(e))) != NULL) {
     memo_put(memo, e, o, memo->gen);
   }
   pthread_rwlock_unlock(&s->lock);
@@ -905,8 +927,11 @@ json_t *ck_store_get_memo(ck_store_t *s, const char *key, ck_store_memo_t *memo)
 
 void ck_store_memo_remember(ck_store_memo_t *memo, const char *key, json_t *obj) {
   uint64_t rv = ck_store_rv_of(obj);
-  if (memo && rv && key && *key)
-    memo_set(memo, key, strlen(key), rv, obj, memo->gen);
+  if (memo && rv && key && *key) {
+    json_t *kept = memo_reduce(memo, json_incref(obj));
+    memo_set(memo, key, strlen(key), rv, kept, memo->gen);
+    json_decref(kept);
+  }
 }
 
 bool ck_store_memo_replace(ck_store_memo_t *memo, const json_t *obj, json_t *stand_in) {
@@ -959,13 +984,24 @@ int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json
       }
       k++;
     }
+    /* With a reducer, at most SNAP_MIN whole trees at a time: each batch
+     * is reduced before the next is parsed. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    int width = sn.n < SNAP_MIN || cpus < 2 ? 1 : cpus > 4 ? 4 : (int)cpus;
-    ck_parallel_for((sn.n + SNAP_CHUNK - 1) / SNAP_CHUNK, width, snap_chunk, &sn);
-    if (atomic_load(&sn.oom))
-      rc = CK_ENOMEM;
-    for (size_t i = 0; memo && rc == 0 && i < sn.n; i++)
-      memo_put(memo, sn.e[i], o[sn.at[i]], gen);
+    size_t batch = memo && memo->reduce ? SNAP_MIN : sn.n;
+    for (size_t b = 0; rc == 0 && b < sn.n; b += batch) {
+      snap_t part = {.e = sn.e + b, .at = sn.at + b, .o = o,
+                     .n = sn.n - b < batch ? sn.n - b : batch};
+      atomic_init(&part.oom, false);
+      int width = part.n < SNAP_MIN || cpus < 2 ? 1 : cpus > 4 ? 4 : (int)cpus;
+      ck_parallel_for((part.n + SNAP_CHUNK - 1) / SNAP_CHUNK, width, snap_chunk, &part);
+      if (atomic_load(&part.oom))
+        rc = CK_ENOMEM;
+      for (size_t i = 0; memo && rc == 0 && i < part.n; i++) {
+        json_t **slot = &o[part.at[i]];
+        *slot = memo_reduce(memo, *slot);
+        memo_put(memo, part.e[i], *slot, gen);
+      }
+    }
   }
   pthread_rwlock_unlock(&s->lock);
   for (size_t i = 0; i < n && o; i++)

@@ -86,6 +86,9 @@ ck_store_memo_t *ck_store_memo_new(void);
 void ck_store_memo_clear(ck_store_memo_t *m);
 void ck_store_memo_free(ck_store_memo_t *m);
 size_t ck_store_memo_len(const ck_store_memo_t *m); /* objects remembered */
+/* ck_informer_memo_set_reduce */
+void ck_store_memo_set_reduce(ck_store_memo_t *m, json_t *(*fn)(void *ctx, json_t *obj),
+                              void *ctx);
 int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json_t **out);
 /* ck_informer_get_memo by store key (memo NULL: ck_store_get); and what
  * ck_informer_observe_memo keeps: obj as key's parse at its

@@ -8,6 +8,8 @@
 #include "runtime/store.h"
 #include "util/pool.h"
 
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -483,6 +485,115 @@ Test(store, snapshot_memo_stand_in) {
   json_decref(stand_in);
   ck_store_memo_free(memo);
   ck_store_free(s);
+}
+
+/* What jansson holds, counted through its allocator hooks (each test runs
+ * in its own process, so the hooks stay within this one). */
+static atomic_size_t js_live, js_peak_in_reduce;
+static void *js_malloc(size_t n) {
+  size_t *p = malloc(n + sizeof(max_align_t));
+  if (!p)
+    return NULL;
+  *p = n;
+  atomic_fetch_add(&js_live, n);
+  return (char *)p + sizeof(max_align_t);
+}
+static void js_free(void *q) {
+  if (!q)
+    return;
+  size_t *p = (size_t *)(void *)((char *)q - sizeof(max_align_t));
+  atomic_fetch_sub(&js_live, *p);
+  free(p);
+}
+
+typedef struct reduce_ctx {
+  size_t calls;
+  bool keep_whole; /* answer NULL: keep the parse */
+} reduce_ctx_t;
+
+/* Reduces each object to its name as a string, and notes the most
+ * jansson held while it ran. */
+static json_t *reduce_to_name(void *ctx, json_t *o) {
+  reduce_ctx_t *rc = ctx;
+  rc->calls++;
+  size_t live = atomic_load(&js_live);
+  if (live > atomic_load(&js_peak_in_reduce))
+    atomic_store(&js_peak_in_reduce, live);
+  if (rc->keep_whole)
+    return NULL;
+  return json_string(json_string_value(json_object_get(json_object_get(o, "metadata"), "name")));
+}
+
+/* A memo with a reducer keeps and hands what the reducer gives for each
+ * object it parses, reduces each version once, keeps the parse when the
+ * reducer gives NULL, and never holds the trees of a large cache at once
+ * (a batch at a time: at most SNAP_MIN trees). */
+Test(store, snapshot_memo_reduce) {
+  json_set_alloc_funcs(js_malloc, js_free);
+  ck_store_t *s = ck_store_new();
+  ck_store_memo_t *memo = ck_store_memo_new();
+  cr_assert_not_null(memo);
+  char name[32];
+  enum { N = 6000 };
+  for (int i = 0; i < N; i++) {
+    snprintf(name, sizeof name, "o-%d", i);
+    cr_assert_eq(upsert(s, obj("a", name, i + 1, NULL, 300)), CK_STORE_ADDED);
+  }
+  size_t before = atomic_load(&js_live);
+  json_t *plain = NULL;
+  cr_assert_eq(ck_store_snapshot(s, "a", NULL, &plain), 0);
+  size_t whole = atomic_load(&js_live) - before; /* all trees at once */
+  json_decref(plain);
+  reduce_ctx_t rc = {0};
+  ck_store_memo_set_reduce(memo, reduce_to_name, &rc);
+  json_t *first = NULL, *second = NULL, *third = NULL;
+  cr_assert_eq(ck_store_snapshot(s, "a", memo, &first), 0);
+  cr_assert_eq(rc.calls, N);
+  cr_assert_eq(json_array_size(first), N);
+  cr_assert_lt(atomic_load(&js_peak_in_reduce) - before, whole / 2,
+               "held %zu bytes while reducing; all trees are %zu",
+               atomic_load(&js_peak_in_reduce) - before, whole);
+  long o5 = find_in(first, "o-5");
+  cr_assert_lt(o5, 0, "a reduced object is still a tree");
+  size_t i;
+  json_t *v;
+  json_array_foreach(first, i, v) cr_assert(json_is_string(v), "item %zu is not reduced", i);
+  /* Unchanged: the same reductions, no call; changed: reduced once more. */
+  cr_assert_eq(upsert(s, obj("a", "o-5", N + 5, NULL, 10)), CK_STORE_UPDATED);
+  cr_assert_eq(ck_store_snapshot(s, "a", memo, &second), 0);
+  cr_assert_eq(rc.calls, N + 1);
+  json_t *then = json_object(); /* name -> its reduction in the first */
+  json_array_foreach(first, i, v) json_object_set(then, json_string_value(v), v);
+  size_t same = 0;
+  json_array_foreach(second, i, v) same += json_object_get(then, json_string_value(v)) == v;
+  cr_assert_eq(same, N - 1, "%zu of %d handed again", same, N);
+  json_decref(then);
+  /* A reducer that gives NULL: the parse itself is kept and handed. */
+  rc.keep_whole = true;
+  cr_assert_eq(upsert(s, obj("a", "o-6", N + 6, NULL, 10)), CK_STORE_UPDATED);
+  cr_assert_eq(ck_store_snapshot(s, "a", memo, &third), 0);
+  cr_assert_eq(rc.calls, N + 2);
+  cr_assert_geq(find_in(third, "o-6"), 0, "kept whole, yet not a tree");
+  /* get and remember reduce too. */
+  rc.keep_whole = false;
+  cr_assert_eq(upsert(s, obj("a", "o-7", N + 7, NULL, 10)), CK_STORE_UPDATED);
+  json_t *g = ck_store_get_memo(s, "a/o-7", memo);
+  cr_assert(json_is_string(g) && strcmp(json_string_value(g), "o-7") == 0);
+  json_t *w = obj("a", "o-8", N + 8, NULL, 10);
+  ck_store_memo_remember(memo, "a/o-8", w);
+  cr_assert_eq(upsert(s, w), CK_STORE_UPDATED);
+  json_t *g8 = ck_store_get_memo(s, "a/o-8", memo);
+  cr_assert(json_is_string(g8) && strcmp(json_string_value(g8), "o-8") == 0);
+  cr_assert_eq(rc.calls, N + 4);
+  json_decref(g);
+  json_decref(g8);
+  json_decref(first);
+  json_decref(second);
+  json_decref(third);
+  ck_store_memo_free(memo);
+  ck_store_free(s);
+  cr_assert_eq(atomic_load(&js_live), 0, "jansson still holds %zu bytes", atomic_load(&js_live));
+  json_set_alloc_funcs(malloc, free);
 }
 
 /* A get with a memo parses each version once: the same version is the
