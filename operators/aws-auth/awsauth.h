@@ -173,11 +173,13 @@ int aa_emit_list(const json_t *list, char **out);
 /* aa_emit_list, then parse the text back with aa_list_parse and require
  * the identical JSON: a mismatch is CK_EINVAL and *out stays NULL. With a
  * cache (may be NULL), an entry whose text an earlier emit of this kind
- * checked is compared with that text's kept parse, and only the other
- * entries are parsed back (together, in one parse); the cache then keeps
- * the entries of this emit. When back is not NULL and 0 is returned,
- * *back is the text parsed back (free with aa_list_free); otherwise it is
- * zeroed. */
+ * checked is compared with the entry that text parsed back to (kept by
+ * the cache), and only the other entries are parsed back (together, a few
+ * hundred per parse); the cache then keeps the texts of this emit with
+ * their entries. Entries of list must never be modified afterwards (build
+ * new ones). When back is not NULL and 0 is returned, *back is the text
+ * parsed back (free with aa_list_free; its entries may be those of list,
+ * which are equal); otherwise it is zeroed. */
 int aa_emit_checked(aa_kind_t kind, const json_t *list, aa_cache_t *cache, char **out,
                     aa_list_t *back, ck_error_t *err);
 
@@ -233,6 +235,16 @@ void aa_cache_free(aa_cache_t *cache);
  * of obj (or obj is a stand-in already, or memory ran out): *stand_in
  * NULL, keep handing obj. */
 int aa_cache_object_stand_in(aa_cache_t *cache, const json_t *obj, json_t **stand_in);
+/* Read obj ahead of the merge, as the merge would (with finalizer; NULL:
+ * AA_DEFAULT_FINALIZER, as aa_opts_t), and key the parse by a new
+ * stand-in at once, returned in *stand_in (a new reference): the next
+ * aa_reconcile with this cache reads it by that stand-in, so the caller
+ * need not hold obj's tree until then (ck_informer_memo_set_reduce does
+ * that for a memo's snapshots, one object at a time). obj is borrowed.
+ * Returns 1; 0 when obj is already a stand-in (or cache is NULL); or
+ * CK_ENOMEM. *stand_in is NULL unless 1. */
+int aa_cache_object_read(aa_cache_t *cache, const json_t *obj, const char *finalizer,
+                         json_t **stand_in);
 /* Whether obj is such a stand-in. aa_reconcile returns AA_ESTANDIN when
  * objects holds a stand-in whose parse the cache no longer has (it was
  * cleared, or another cache was passed): take the snapshot again without

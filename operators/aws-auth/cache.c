@@ -16,9 +16,9 @@
  * the object's place from then on, so that no one keeps the object's
  * whole tree between merges only to be recognised by its address.
  *
- * And the text of each entry the last emit wrote, with its parse: an
- * emit's round-trip check then parses back only the entries whose text it
- * has not checked before (emit.c). */
+ * And the text of each entry the last emit wrote, with the entry it was
+ * found to parse back to: an emit's round-trip check then parses back
+ * only the entries whose text it has not checked before (emit.c). */
 #include "cache.h"
 
 #include "util/strmap.h"
@@ -61,9 +61,9 @@ typedef struct objmemo {
 } objmemo_t;
 
 typedef struct entmemo {
-  memo_t m;       /* m.key: text, the entry's block as emitted (malloc'd) */
+  memo_t m;      /* m.key: text, the entry's block as emitted (malloc'd) */
   char *text;
-  json_t *parsed; /* held */
+  json_t *entry; /* held: what text parses back to (shared, never modified) */
 } entmemo_t;
 
 struct aa_cache {
@@ -153,22 +153,22 @@ int aa_cache_object_get(aa_cache_t *cache, const json_t *obj, const char *finali
   return 1;
 }
 
-void aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *finalizer,
-                         const aa_obj_status_t *st, const json_t *desired) {
+int aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *finalizer,
+                        const aa_obj_status_t *st, const json_t *desired) {
   if (!cache->finalizer || strcmp(cache->finalizer, finalizer) != 0) {
     char *f = strdup(finalizer);
     if (!f)
-      return;
+      return -1;
     memos_clear(&cache->objs);
     free(cache->finalizer);
     cache->finalizer = f;
   }
   objmemo_t *m = calloc(1, sizeof *m);
   if (!m)
-    return;
+    return -1;
   if (aa_obj_status_copy(&m->st, st)) {
     free(m);
-    return;
+    return -1;
   }
   m->obj = json_incref((json_t *)obj);
   m->desired = json_incref((json_t *)desired);
@@ -177,10 +177,11 @@ void aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *final
   void *old = NULL;
   if (ck_strmap_put(&cache->objs, m->m.key, m, &old) != 0) {
     objmemo_free(&m->m);
-    return;
+    return -1;
   }
   if (old)
     objmemo_free(old);
+  return 0;
 }
 
 /* What a stand-in says, to whoever prints one. */
@@ -212,6 +213,25 @@ int aa_cache_object_stand_in(aa_cache_t *cache, const json_t *obj, json_t **stan
   return 1;
 }
 
+int aa_cache_object_read(aa_cache_t *cache, const json_t *obj, const char *finalizer,
+                         json_t **stand_in) {
+  *stand_in = NULL;
+  if (!cache || !obj || aa_is_stand_in(obj))
+    return 0;
+  aa_obj_status_t st;
+  json_t *desired = NULL;
+  int rc = aa_object_parse(obj, finalizer ? finalizer : AA_DEFAULT_FINALIZER, &st, &desired);
+  json_t *s = rc == 0 ? json_string(STAND_IN_TEXT) : NULL;
+  if (s && aa_cache_object_put(cache, s, finalizer ? finalizer : AA_DEFAULT_FINALIZER, &st,
+                               desired) == 0)
+    *stand_in = s; /* the cache holds it too */
+  else
+    json_decref(s);
+  aa_obj_status_clear(&st);
+  json_decref(desired);
+  return *stand_in ? 1 : CK_ENOMEM;
+}
+
 void aa_cache_object_sweep(aa_cache_t *cache) {
   memos_sweep(&cache->objs, cache->gen);
   cache->gen++;
@@ -220,25 +240,25 @@ void aa_cache_object_sweep(aa_cache_t *cache) {
 static void entmemo_free(memo_t *mm) {
   entmemo_t *m = (entmemo_t *)mm;
   free(m->text);
-  json_decref(m->parsed);
+  json_decref(m->entry);
   free(m);
 }
 
-json_t *aa_cache_entry_get(aa_cache_t *cache, aa_kind_t k, const char *text) {
+const json_t *aa_cache_entry_get(aa_cache_t *cache, aa_kind_t k, const char *text) {
   entmemo_t *m = ck_strmap_get(&cache->ents[k], text);
   if (!m)
     return NULL;
   m->m.gen = cache->egen[k];
-  return m->parsed;
+  return m->entry;
 }
 
-void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t *parsed) {
+void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t *entry) {
   entmemo_t *m = calloc(1, sizeof *m);
   if (!m || !(m->text = strdup(text))) {
     free(m);
     return;
   }
-  m->parsed = json_incref(parsed);
+  m->entry = json_incref(entry);
   m->m = (memo_t){.key = m->text, .gen = cache->egen[k], .free = entmemo_free};
   void *old = NULL;
   if (ck_strmap_put(&cache->ents[k], m->m.key, m, &old) != 0) {

@@ -25,8 +25,9 @@ const aa_list_t *aa_cache_list(const aa_cache_t *cache, aa_kind_t k, int slot);
 int aa_cache_object_get(aa_cache_t *cache, const json_t *obj, const char *finalizer,
                         aa_obj_status_t *st, json_t **desired);
 /* Keep that parse for the next merge (copies st, holds obj and desired).
- * A failure only costs a parse next time. */
-void aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *finalizer,
+ * 0, or -1 when out of memory: not kept, which only costs a parse next
+ * time. */
+int aa_cache_object_put(aa_cache_t *cache, const json_t *obj, const char *finalizer,
                          const aa_obj_status_t *st, const json_t *desired);
 /* End of a merge's reading: forget the objects it did not read. */
 void aa_cache_object_sweep(aa_cache_t *cache);
@@ -40,14 +41,15 @@ json_t *aa_cache_annotation_get(aa_cache_t *cache, const char *text, size_t len)
  * older of two kept texts goes. A failure only costs a parse next time. */
 void aa_cache_annotation_put(aa_cache_t *cache, const char *text, size_t len, json_t *recs);
 
-/* The parse of one entry's emitted text (exactly `text`, a block
- * "- ...\n" whose whole-list round trip was checked by an emit of kind k
- * before), borrowed until the next sweep of k or clear; NULL when not
- * kept. Marks it as emitted again. */
-json_t *aa_cache_entry_get(aa_cache_t *cache, aa_kind_t k, const char *text);
-/* Keep parsed (the cache takes a new reference) as the parse of text. A
- * failure only costs a parse next time. */
-void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t *parsed);
+/* The entry that one entry's emitted text (exactly `text`, a block
+ * "- ...\n") was found to parse back to by an emit of kind k before (so
+ * equal to that text's parse: entries are never modified once built),
+ * borrowed until the next sweep of k or clear; NULL when not kept. Marks
+ * it as emitted again. */
+const json_t *aa_cache_entry_get(aa_cache_t *cache, aa_kind_t k, const char *text);
+/* Keep entry (the cache takes a new reference) as what text parses back
+ * to. A failure only costs a parse next time. */
+void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t *entry);
 /* End of an emit of kind k: forget the entries it did not emit. */
 void aa_cache_entry_sweep(aa_cache_t *cache, aa_kind_t k);
 

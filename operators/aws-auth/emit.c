@@ -273,79 +273,82 @@ static int check_whole(aa_kind_t kind, const json_t *list, char *text, char **ou
   return 0;
 }
 
-/* Entry by entry: the blocks whose text an earlier emit checked have
- * their parse in the cache; the others are parsed back together (one
- * parse). Every entry is compared with the parse of its own text. */
-static int check_entries(aa_kind_t kind, const json_t *list, aa_cache_t *cache, ck_buf_t *b,
-                         const size_t *off, char **out, aa_list_t *back_out, ck_error_t *err) {
-  size_t n = json_array_size(list);
-  json_t **parsed = calloc(n, sizeof(json_t *));
+/* Blocks parsed back per YAML parse when no earlier emit checked them:
+ * bounds the parse held at once (a first merge of thousands of entries). */
+#define CHECK_CHUNK 512
+
+/* Parse back the blocks of the entries at[0..n) of list, together, and
+ * compare each with its entry; keep each text checked, with its entry. */
+static int check_missed(aa_kind_t kind, const json_t *list, aa_cache_t *cache, ck_buf_t *b,
+                        const size_t *off, const size_t *at, size_t n, ck_error_t *err) {
   ck_buf_t miss = {0};
-  size_t nmiss = 0;
-  int rc = 0;
-  if (!parsed) {
-    ck_buf_free(b);
+  for (size_t k = 0; k < n; k++)
+    ck_buf_append(&miss, b->data + off[at[k]], off[at[k] + 1] - off[at[k]]);
+  if (miss.oom) {
+    ck_buf_free(&miss);
     return ck_error_set(err, CK_ENOMEM, "out of memory");
   }
-  for (size_t i = 0; i < n; i++) {
-    char *t = b->data + off[i];
-    char save = b->data[off[i + 1]];
-    b->data[off[i + 1]] = '\0';
-    parsed[i] = aa_cache_entry_get(cache, kind, t);
-    b->data[off[i + 1]] = save;
-    if (!parsed[i]) {
-      ck_buf_append(&miss, t, off[i + 1] - off[i]);
-      nmiss++;
-    }
-  }
   aa_list_t mb = {0};
-  if (miss.oom) {
-    rc = ck_error_set(err, CK_ENOMEM, "out of memory");
-  } else if (nmiss) {
-    rc = aa_list_parse(kind, miss.data, miss.len, &mb);
-    if (rc || json_array_size(mb.doc) != nmiss)
-      rc = emit_error(kind, CK_EINVAL, rc ? mb.error : NULL, err);
-  }
-  json_t *doc = rc ? NULL : json_array();
-  if (!rc && !doc)
-    rc = ck_error_set(err, CK_ENOMEM, "out of memory");
-  for (size_t i = 0, j = 0; !rc && i < n; i++) {
-    json_t *p = parsed[i];
-    bool fresh = !p;
-    if (fresh)
-      p = json_array_get(mb.doc, j++);
-    if (!json_equal(p, json_array_get(list, i))) {
+  int rc = aa_list_parse(kind, miss.data, miss.len, &mb);
+  if (rc || json_array_size(mb.doc) != n)
+    rc = emit_error(kind, CK_EINVAL, rc ? mb.error : NULL, err);
+  for (size_t k = 0; !rc && k < n; k++) {
+    json_t *want = json_array_get(list, at[k]);
+    if (!json_equal(json_array_get(mb.doc, k), want)) {
       rc = emit_error(kind, CK_EINVAL, NULL, err);
       break;
     }
-    if (json_array_append(doc, p)) {
-      rc = ck_error_set(err, CK_ENOMEM, "out of memory");
-      break;
-    }
-    if (fresh) {
-      char save = b->data[off[i + 1]];
-      b->data[off[i + 1]] = '\0';
-      aa_cache_entry_put(cache, kind, b->data + off[i], p);
-      b->data[off[i + 1]] = save;
-    }
+    char save = b->data[off[at[k] + 1]];
+    b->data[off[at[k] + 1]] = '\0';
+    aa_cache_entry_put(cache, kind, b->data + off[at[k]], want);
+    b->data[off[at[k] + 1]] = save;
   }
   aa_list_free(&mb);
   ck_buf_free(&miss);
-  free(parsed);
+  return rc;
+}
+
+/* Entry by entry: a block whose text an earlier emit checked is compared
+ * with the entry that text was found to parse back to (kept by the
+ * cache, and never modified since); the others are parsed back together,
+ * CHECK_CHUNK blocks per parse, each compared with the parse of its own
+ * text. The entries then stand for the parse of the whole text (they are
+ * equal to it): *back_out is built from them. */
+static int check_entries(aa_kind_t kind, const json_t *list, aa_cache_t *cache, ck_buf_t *b,
+                         const size_t *off, char **out, aa_list_t *back_out, ck_error_t *err) {
+  size_t n = json_array_size(list);
+  size_t *at = malloc((n < CHECK_CHUNK ? n + 1 : CHECK_CHUNK) * sizeof *at);
+  size_t nmiss = 0;
+  int rc = at ? 0 : ck_error_set(err, CK_ENOMEM, "out of memory");
+  for (size_t i = 0; !rc && i < n; i++) {
+    json_t *want = json_array_get(list, i);
+    char save = b->data[off[i + 1]];
+    b->data[off[i + 1]] = '\0';
+    const json_t *was = aa_cache_entry_get(cache, kind, b->data + off[i]);
+    b->data[off[i + 1]] = save;
+    if (was && !json_equal((json_t *)was, want))
+      rc = emit_error(kind, CK_EINVAL, NULL, err);
+    else if (!was)
+      at[nmiss++] = i;
+    if (!rc && nmiss && (nmiss == CHECK_CHUNK || i + 1 == n)) {
+      rc = check_missed(kind, list, cache, b, off, at, nmiss, err);
+      nmiss = 0;
+    }
+  }
+  free(at);
+  json_t *doc = NULL;
+  if (!rc && back_out && (!(doc = json_array()) || json_array_extend(doc, (json_t *)list)))
+    rc = ck_error_set(err, CK_ENOMEM, "out of memory");
   if (rc) {
     json_decref(doc);
     ck_buf_free(b);
     return rc == CK_ENOMEM ? CK_ENOMEM : CK_EINVAL;
   }
   aa_cache_entry_sweep(cache, kind);
-  if (back_out) {
-    if (aa_list_from_doc(kind, doc, back_out) != 0) {
-      aa_list_free(back_out);
-      ck_buf_free(b);
-      return ck_error_set(err, CK_ENOMEM, "out of memory");
-    }
-  } else {
-    json_decref(doc);
+  if (back_out && aa_list_from_doc(kind, doc, back_out) != 0) {
+    aa_list_free(back_out);
+    ck_buf_free(b);
+    return ck_error_set(err, CK_ENOMEM, "out of memory");
   }
   *out = ck_buf_steal(b);
   return 0;

@@ -867,10 +867,23 @@ static void burst_pause(op_t *op) {
   }
 }
 
+/* The snapshot memo's reducer: each AWSAuth the memo parses is read into
+ * the merge's cache at once and the memo keeps its stand-in, so that a
+ * snapshot of thousands of new objects (start-up, a relist) never holds
+ * all their trees at once. Runs on the merge worker (snapshots are taken
+ * there only). NULL (out of memory): the memo keeps the tree, and the
+ * merge reads it. */
+static json_t *reduce_object(void *ctx, json_t *obj) {
+  op_t *op = ctx;
+  json_t *s = NULL;
+  return aa_cache_object_read(op->cache, obj, NULL, &s) == 1 ? s : NULL;
+}
+
 /* Between merges, the snapshot memo and the merge's cache would both hold
  * each object's whole tree, though the next merge reads only the cache's
  * parse of it: the memo holds a stand-in instead, from the objects this
- * merge parsed on (the others are stand-ins already). */
+ * merge parsed on (the reducer made stand-ins of all the others, unless
+ * memory ran out). */
 static void keep_parses_only(op_t *op, const json_t *objects) {
   size_t i;
   json_t *o;
@@ -1143,6 +1156,7 @@ int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   op.memo = ck_informer_memo_new();
   op.cm_memo = ck_informer_memo_new();
   int rc = op.cache && op.memo && op.cm_memo ? 0 : ck_error_set(err, CK_ENOMEM, "out of memory");
+  ck_informer_memo_set_reduce(op.memo, reduce_object, &op);
   if (rc == 0)
     rc = ck_config_load(&co, &cfg, err);
   if (rc == 0)

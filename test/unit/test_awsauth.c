@@ -351,9 +351,9 @@ CK_TEST(awsauth, emit_checked_keeps_entries_it_checked) {
   /* (A lookup counts as a use: only the blocks that stay are looked up.) */
   for (size_t i = 2; i < 4; i++) {
     char *b = block_of(text, i);
-    json_t *p = aa_cache_entry_get(cache, AA_ROLES, b);
+    const json_t *p = aa_cache_entry_get(cache, AA_ROLES, b);
     cr_assert_not_null(p, "block %zu not kept: %s", i, b);
-    cr_assert(json_equal(p, json_array_get(list, i)), "block %zu", i);
+    cr_assert_eq(p, json_array_get(list, i), "block %zu: not kept with its entry", i);
     free(b);
   }
   char *gone = block_of(text, 1), *old0 = block_of(text, 0);
@@ -363,7 +363,9 @@ CK_TEST(awsauth, emit_checked_keeps_entries_it_checked) {
   /* Entry 1 removed, entry 0 changed: the new text is checked, the old
    * ones are forgotten, the others are kept. */
   json_array_remove(list, 1);
-  json_object_set_new(json_array_get(list, 0), "username", json_string("a2"));
+  json_t *a2 = json_deep_copy(json_array_get(list, 0)); /* entries are never modified */
+  json_object_set_new(a2, "username", json_string("a2"));
+  json_array_set_new(list, 0, a2);
   aa_list_t back;
   cr_assert_eq(aa_emit_checked(AA_ROLES, list, cache, &text, &back, &err), 0, "%s", err.message);
   cr_assert_eq(aa_emit_list(list, &want), 0);
@@ -387,6 +389,57 @@ CK_TEST(awsauth, emit_checked_keeps_entries_it_checked) {
   free(want);
   json_decref(list);
   aa_cache_free(cache);
+}
+
+/* Thousands of entries no emit checked before are parsed back a chunk at
+ * a time: each is still compared with the parse of its own text, and a
+ * wrong one is found in any chunk. */
+CK_TEST(awsauth, emit_checked_parses_back_in_chunks) {
+  enum { N = 1300 }; /* three chunks, the last one short */
+  json_t *list = json_array();
+  for (int i = 0; i < N; i++) {
+    char arn[64], user[16];
+    snprintf(arn, sizeof arn, "arn:aws:iam::111122223333:role/r%d", i);
+    snprintf(user, sizeof user, "u%d", i);
+    json_array_append_new(list, json_pack("{s:s,s:s,s:[s]}", "rolearn", arn, "username", user,
+                                          "groups", "g"));
+  }
+  aa_cache_t *cache = aa_cache_new();
+  char *text = NULL, *want = NULL;
+  ck_error_t err = {0};
+  aa_list_t back;
+  cr_assert_eq(aa_emit_checked(AA_ROLES, list, cache, &text, &back, &err), 0, "%s", err.message);
+  cr_assert_eq(aa_emit_list(list, &want), 0);
+  cr_assert_str_eq(text, want);
+  cr_assert_eq(back.n, N);
+  cr_assert(json_equal(back.doc, list));
+  size_t probe[] = {0, 511, 512, 1023, 1024, N - 1};
+  for (size_t k = 0; k < sizeof probe / sizeof *probe; k++) {
+    char *b = block_of(text, probe[k]);
+    cr_assert_eq(aa_cache_entry_get(cache, AA_ROLES, b), json_array_get(list, probe[k]),
+                 "entry %zu not kept", probe[k]);
+    free(b);
+  }
+  aa_list_free(&back);
+  free(text);
+  free(want);
+  /* A wrong parse kept for a text in the middle of the second chunk's
+   * range, the rest new: found, nothing written. */
+  aa_cache_t *fresh = aa_cache_new();
+  cr_assert_eq(aa_emit_list(list, &want), 0);
+  char *b700 = block_of(want, 700);
+  json_t *wrong = cktest_json("{\"rolearn\":\"arn:aws:iam::111122223333:role/r700\",\"username\":\"root\"}");
+  aa_cache_entry_put(fresh, AA_ROLES, b700, wrong);
+  text = (char *)"untouched";
+  cr_assert_eq(aa_emit_checked(AA_ROLES, list, fresh, &text, NULL, &err), CK_EINVAL);
+  cr_assert_null(text);
+  cr_assert(strstr(err.message, "different entries"), "%s", err.message);
+  json_decref(wrong);
+  free(b700);
+  free(want);
+  aa_cache_free(fresh);
+  aa_cache_free(cache);
+  json_decref(list);
 }
 
 /* The kept parse is what an entry is compared with: a text kept with
@@ -655,6 +708,18 @@ static json_t *make_cm(const merge_case_t *c) {
 static void same_result(const char *name, const char *what, const aa_result_t *a,
                         const aa_result_t *b);
 
+/* A merge from the cache's parses (rc, freed here) decided what r did,
+ * down to each object's creation time and status digest. */
+static void same_from_cache(const char *what, aa_result_t *rc, const aa_result_t *r) {
+  same_result("parse cache", what, rc, r);
+  cr_assert_str_eq(rc->owners, r->owners);
+  for (size_t i = 0; i < r->nobjs; i++) {
+    cr_assert_eq(rc->objs[i].created, r->objs[i].created);
+    cr_assert_str_eq(rc->objs[i].status_digest, r->objs[i].status_digest);
+  }
+  aa_result_free(rc);
+}
+
 /* While set (run_merge_case), every reconcile_ok runs a second time with
  * this parse cache, which must change nothing. */
 static aa_cache_t *case_cache;
@@ -688,13 +753,25 @@ static aa_result_t *reconcile_ok(const json_t *live, const json_t *objs, const a
       json_array_append_new(standins, s);
     }
     cr_assert_eq(aa_reconcile(live, standins, &oc, &rc, &err), 0, "%s", err.message);
-    same_result("parse cache", "stand-ins vs objects", rc, r);
-    cr_assert_str_eq(rc->owners, r->owners);
-    for (i = 0; i < r->nobjs; i++) {
-      cr_assert_eq(rc->objs[i].created, r->objs[i].created);
-      cr_assert_str_eq(rc->objs[i].status_digest, r->objs[i].status_digest);
+    same_from_cache("stand-ins vs objects", rc, r);
+    /* Once more with every object read ahead into a new cache, the merge
+     * handed only the stand-ins that gave: it parses none of them. */
+    aa_opts_t oa = oc;
+    oa.cache = aa_cache_new();
+    json_t *ahead = json_array();
+    json_array_foreach(objs, i, obj) {
+      json_t *s = NULL, *again = NULL;
+      cr_assert_eq(aa_cache_object_read(oa.cache, obj, oa.finalizer, &s), 1, "object %zu", i);
+      cr_assert(aa_is_stand_in(s));
+      cr_assert_eq(aa_cache_object_read(oa.cache, s, oa.finalizer, &again), 0, "a stand-in read");
+      cr_assert_null(again);
+      json_array_append_new(ahead, s);
     }
-    aa_result_free(rc);
+    cr_assert_eq(aa_reconcile(live, ahead, &oa, &rc, &err), 0, "%s", err.message);
+    cr_assert_eq(aa_cache_object_hits(oa.cache), json_array_size(objs), "objects parsed again");
+    same_from_cache("read ahead vs objects", rc, r);
+    aa_cache_free(oa.cache);
+    json_decref(ahead);
     /* A cache without their parses: the merge says so, and decides nothing. */
     aa_opts_t empty = oc;
     empty.cache = aa_cache_new();
