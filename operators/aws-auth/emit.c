@@ -318,8 +318,12 @@ static int check_entries(aa_kind_t kind, const json_t *list, aa_cache_t *cache, 
                          const size_t *off, char **out, aa_list_t *back_out, ck_error_t *err) {
   size_t n = json_array_size(list);
   size_t *at = malloc((n < CHECK_CHUNK ? n + 1 : CHECK_CHUNK) * sizeof *at);
+  if (!at) {
+    ck_buf_free(b);
+    return ck_error_set(err, CK_ENOMEM, "out of memory");
+  }
   size_t nmiss = 0;
-  int rc = at ? 0 : ck_error_set(err, CK_ENOMEM, "out of memory");
+  int rc = 0;
   for (size_t i = 0; !rc && i < n; i++) {
     json_t *want = json_array_get(list, i);
     char save = b->data[off[i + 1]];
