@@ -175,31 +175,20 @@ void ck_informer_memo_free(ck_informer_memo_t *memo);
 int ck_informer_snapshot_memo(ck_informer_t *inf, const char *ns, ck_informer_memo_t *memo,
                               json_t **out);
 
-/* Let the memo hold less: when it holds obj (this very json_t, from the
- * last snapshot taken with it) for obj's key, it holds stand_in instead
- * (a new reference; obj's reference is dropped), and later snapshots hand
- * stand_in for that object while its resourceVersion stays the same. For
- * a caller that keeps what it needs of each object elsewhere, by the
- * address of the json_t it is handed (a stand-in can be any small value,
- * such as a string). Such a caller must handle a stand-in it does not
- * know: its own cache may lose one the memo still holds; clearing both
- * together keeps them in step. true when replaced; false when the memo
- * does not hold obj (nothing changes). Same thread rules as above. */
-bool ck_informer_memo_replace(ck_informer_memo_t *memo, const json_t *obj, json_t *stand_in);
-
 /* Let the memo keep less of every object it parses: fn gets each fresh
  * parse (borrowed) and returns what the memo keeps and hands in its
- * place from then on (a new reference: a small stand-in, say, once the
- * caller has read what it needs), or NULL to keep the parse itself. For
- * a caller that keeps what it needs of each object elsewhere, as with
- * ck_informer_memo_replace, but the whole trees of a large cache are
- * never held at once: a snapshot reduces each batch of at most 1024
- * parses before it parses the next. fn runs on the thread taking the
- * snapshot (or ck_informer_get_memo, ck_informer_observe_memo), one
- * object at a time, while the informer's cache is read-locked: it must
- * not call the informer, and it delays the informer's updates while it
- * runs. fn NULL: keep whole parses again. Set it before the memo's first
- * use; the stand-in rules above apply to what fn returns. */
+ * place while the object's resourceVersion stays the same (a new
+ * reference: a small stand-in, such as a string, once the caller has read
+ * what it needs and keeps it elsewhere), or NULL to keep the parse
+ * itself. A snapshot reduces each batch of at most 1024 parses before it
+ * parses the next, so the whole trees of a large cache are never held at
+ * once. fn runs on the thread taking the snapshot (or
+ * ck_informer_get_memo, ck_informer_observe_memo), one object at a time,
+ * while the informer's cache is read-locked: it must not call the
+ * informer, and it delays the informer's updates while it runs. A caller
+ * must handle a stand-in it does not know (its own store may lose one the
+ * memo still holds; clearing both together keeps them in step). fn NULL:
+ * keep whole parses again. Set it before the memo's first use. */
 typedef json_t *(*ck_informer_reduce_fn)(void *ctx, json_t *obj);
 void ck_informer_memo_set_reduce(ck_informer_memo_t *memo, ck_informer_reduce_fn fn, void *ctx);
 

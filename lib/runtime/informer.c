@@ -638,10 +638,6 @@ void ck_informer_memo_free(ck_informer_memo_t *memo) {
   ck_store_memo_free(memo);
 }
 
-bool ck_informer_memo_replace(ck_informer_memo_t *memo, const json_t *obj, json_t *stand_in) {
-  return ck_store_memo_replace(memo, obj, stand_in);
-}
-
 void ck_informer_memo_set_reduce(ck_informer_memo_t *memo, ck_informer_reduce_fn fn, void *ctx) {
   ck_store_memo_set_reduce(memo, fn, ctx);
 }

@@ -934,20 +934,6 @@ void ck_store_memo_remember(ck_store_memo_t *memo, const char *key, json_t *obj)
   }
 }
 
-bool ck_store_memo_replace(ck_store_memo_t *memo, const json_t *obj, json_t *stand_in) {
-  if (!memo || !obj || !stand_in)
-    return false;
-  char *key = ck_store_key_of(obj);
-  memo_item_t *it = key ? ck_strmap_get(&memo->items, key) : NULL;
-  free(key);
-  if (!it || it->obj != obj)
-    return false;
-  json_incref(stand_in);
-  json_decref(it->obj);
-  it->obj = stand_in;
-  return true;
-}
-
 int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json_t **out) {
   *out = NULL;
   json_t *arr = json_array();
@@ -965,7 +951,6 @@ int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json
                .at = n ? malloc(n * sizeof *sn.at) : NULL,
                .o = n ? calloc(n, sizeof(json_t *)) : NULL};
   json_t **o = sn.o;
-  atomic_init(&sn.oom, false);
   int rc = 0;
   if (n && (!o || !sn.at || !sn.e)) {
     rc = CK_ENOMEM;

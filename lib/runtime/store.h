@@ -95,9 +95,6 @@ int ck_store_snapshot(ck_store_t *s, const char *ns, ck_store_memo_t *memo, json
  * resourceVersion. */
 json_t *ck_store_get_memo(ck_store_t *s, const char *key, ck_store_memo_t *memo);
 void ck_store_memo_remember(ck_store_memo_t *memo, const char *key, json_t *obj);
-/* ck_informer_memo_replace: when the memo holds obj (this very json_t)
- * for its key, it holds stand_in instead (same resourceVersion). */
-bool ck_store_memo_replace(ck_store_memo_t *memo, const json_t *obj, json_t *stand_in);
 int ck_store_by_index(ck_store_t *s, const char *index, const char *value,
                       int (*fn)(void *ctx, json_t *obj), void *ctx);
 

@@ -225,16 +225,6 @@ typedef enum aa_drift_mode {
 aa_cache_t *aa_cache_new(void); /* NULL: out of memory */
 void aa_cache_clear(aa_cache_t *cache);
 void aa_cache_free(aa_cache_t *cache);
-/* Let the caller's other copies of a parsed object go: when the cache
- * holds the parse of obj (from the last aa_reconcile that had it), it
- * keys that parse by a new small stand-in (a JSON string) instead of obj,
- * and returns the stand-in in *stand_in (a new reference). Hand the
- * stand-in to later merges in obj's place (ck_informer_memo_replace does
- * that for a memo's snapshots): they read the kept parse, and obj's tree
- * can be freed. Returns 1 when replaced; 0 when the cache holds no parse
- * of obj (or obj is a stand-in already, or memory ran out): *stand_in
- * NULL, keep handing obj. */
-int aa_cache_object_stand_in(aa_cache_t *cache, const json_t *obj, json_t **stand_in);
 /* Read obj ahead of the merge, as the merge would (with finalizer; NULL:
  * AA_DEFAULT_FINALIZER, as aa_opts_t), and key the parse by a new
  * stand-in at once, returned in *stand_in (a new reference): the next

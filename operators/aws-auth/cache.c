@@ -11,10 +11,10 @@
  * holds a reference to each, so an address cannot be reused by another
  * object while it is here.
  *
- * Once the merge has read an object, its parse can be keyed by a small
- * stand-in instead (aa_cache_object_stand_in), which the caller hands in
- * the object's place from then on, so that no one keeps the object's
- * whole tree between merges only to be recognised by its address.
+ * An object can also be read ahead of the merge and its parse keyed by a
+ * small stand-in (aa_cache_object_read), which the caller hands in the
+ * object's place from then on, so that no one keeps the object's whole
+ * tree between merges only to be recognised by its address.
  *
  * And the text of each entry the last emit wrote, with the entry it was
  * found to parse back to: an emit's round-trip check then parses back
@@ -191,39 +191,17 @@ bool aa_is_stand_in(const json_t *obj) {
   return json_is_string(obj) && strcmp(json_string_value(obj), STAND_IN_TEXT) == 0;
 }
 
-int aa_cache_object_stand_in(aa_cache_t *cache, const json_t *obj, json_t **stand_in) {
-  *stand_in = NULL;
-  if (!cache || aa_is_stand_in(obj))
-    return 0;
-  char key[2 * sizeof(uintptr_t) + 1];
-  obj_key(obj, key);
-  objmemo_t *m = ck_strmap_get(&cache->objs, key);
-  json_t *s = m && m->obj == obj ? json_string(STAND_IN_TEXT) : NULL;
-  if (!s)
-    return 0;
-  ck_strmap_del(&cache->objs, key);
-  json_decref(m->obj);
-  m->obj = s;
-  obj_key(s, m->keybuf);
-  if (ck_strmap_put(&cache->objs, m->m.key, m, NULL) != 0) {
-    objmemo_free(&m->m); /* the parse is lost; obj is still handed: parsed again */
-    return 0;
-  }
-  *stand_in = json_incref(s);
-  return 1;
-}
-
 int aa_cache_object_read(aa_cache_t *cache, const json_t *obj, const char *finalizer,
                          json_t **stand_in) {
   *stand_in = NULL;
   if (!cache || !obj || aa_is_stand_in(obj))
     return 0;
+  const char *fin = finalizer ? finalizer : AA_DEFAULT_FINALIZER;
   aa_obj_status_t st;
   json_t *desired = NULL;
-  int rc = aa_object_parse(obj, finalizer ? finalizer : AA_DEFAULT_FINALIZER, &st, &desired);
+  int rc = aa_object_parse(obj, fin, &st, &desired);
   json_t *s = rc == 0 ? json_string(STAND_IN_TEXT) : NULL;
-  if (s && aa_cache_object_put(cache, s, finalizer ? finalizer : AA_DEFAULT_FINALIZER, &st,
-                               desired) == 0)
+  if (s && aa_cache_object_put(cache, s, fin, &st, desired) == 0)
     *stand_in = s; /* the cache holds it too */
   else
     json_decref(s);

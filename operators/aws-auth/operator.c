@@ -868,31 +868,15 @@ static void burst_pause(op_t *op) {
 }
 
 /* The snapshot memo's reducer: each AWSAuth the memo parses is read into
- * the merge's cache at once and the memo keeps its stand-in, so that a
- * snapshot of thousands of new objects (start-up, a relist) never holds
- * all their trees at once. Runs on the merge worker (snapshots are taken
- * there only). NULL (out of memory): the memo keeps the tree, and the
- * merge reads it. */
+ * the merge's cache at once and the memo keeps its stand-in, so that
+ * neither a snapshot of thousands of new objects (start-up, a relist) nor
+ * the time between merges holds their trees. Runs on the merge worker
+ * (snapshots are taken there only). NULL (out of memory): the memo keeps
+ * the tree, and the merge reads it. */
 static json_t *reduce_object(void *ctx, json_t *obj) {
   op_t *op = ctx;
   json_t *s = NULL;
   return aa_cache_object_read(op->cache, obj, NULL, &s) == 1 ? s : NULL;
-}
-
-/* Between merges, the snapshot memo and the merge's cache would both hold
- * each object's whole tree, though the next merge reads only the cache's
- * parse of it: the memo holds a stand-in instead, from the objects this
- * merge parsed on (the reducer made stand-ins of all the others, unless
- * memory ran out). */
-static void keep_parses_only(op_t *op, const json_t *objects) {
-  size_t i;
-  json_t *o;
-  json_array_foreach(objects, i, o) {
-    json_t *s = NULL;
-    if (aa_cache_object_stand_in(op->cache, o, &s) == 1)
-      ck_informer_memo_replace(op->memo, o, s);
-    json_decref(s);
-  }
 }
 
 static void drop_caches(op_t *op) {
@@ -1095,7 +1079,6 @@ static ck_result_t merge_work(void *ctx, ck_reconcile_t *rc) {
            "write %.2f ms, after %.2f ms%s",
            nobjs, waited / 1e3, (t1 - t0) / 1e3, (t2 - t1) / 1e3, (t3 ? t3 - t2 : 0) / 1e3,
            (t4 - (t3 ? t3 : t2)) / 1e3, op->burst ? " (burst)" : "");
-  keep_parses_only(op, objects);
   json_decref(objects);
   /* A merge of many objects leaves megabytes of freed parse trees; give
    * them back rather than keep the peak for the life of the process. */

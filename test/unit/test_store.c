@@ -449,44 +449,6 @@ Test(store, snapshot_memo_reuses_only_unchanged) {
   ck_store_free(s);
 }
 
-/* A stand-in replaces only the very tree the memo holds: later snapshots
- * hand it while the object is unchanged, a fresh parse once it changes,
- * and the object's tree is no longer held by the memo. */
-Test(store, snapshot_memo_stand_in) {
-  ck_store_t *s = ck_store_new();
-  ck_store_memo_t *memo = ck_store_memo_new();
-  cr_assert_not_null(memo);
-  cr_assert_eq(upsert(s, obj("a", "x", 1, NULL, 10)), CK_STORE_ADDED);
-  cr_assert_eq(upsert(s, obj("a", "y", 2, NULL, 10)), CK_STORE_ADDED);
-  json_t *first = NULL, *second = NULL, *third = NULL;
-  cr_assert_eq(ck_store_snapshot(s, "a", memo, &first), 0);
-  json_t *x = json_array_get(first, (size_t)find_in(first, "x"));
-  json_t *stand_in = json_string("x held elsewhere");
-  json_t *copy = json_deep_copy(x);
-  cr_assert_not(ck_store_memo_replace(memo, copy, stand_in), "an equal copy is not the memo's tree");
-  cr_assert_not(ck_store_memo_replace(NULL, x, stand_in));
-  cr_assert(ck_store_memo_replace(memo, x, stand_in));
-  cr_assert_eq(x->refcount, 1, "the memo still holds the object's tree");
-  cr_assert_not(ck_store_memo_replace(memo, x, stand_in), "replaced twice");
-  cr_assert_eq(ck_store_snapshot(s, "a", memo, &second), 0);
-  cr_assert_eq(json_array_size(second), 2);
-  size_t yi = (size_t)find_in(second, "y");
-  cr_assert_eq(json_array_get(second, 1 - yi), stand_in, "the unchanged object is not its stand-in");
-  cr_assert_eq(upsert(s, obj("a", "x", 3, NULL, 20)), CK_STORE_UPDATED);
-  cr_assert_eq(ck_store_snapshot(s, "a", memo, &third), 0);
-  long xi = find_in(third, "x");
-  cr_assert_geq(xi, 0, "the changed object is still its stand-in");
-  cr_assert_eq(strlen(json_string_value(json_object_get(json_array_get(third, (size_t)xi), "data"))), 20);
-  cr_assert_eq(stand_in->refcount, 2, "the memo still holds the stand-in of an old version");
-  json_decref(copy);
-  json_decref(first);
-  json_decref(second);
-  json_decref(third);
-  json_decref(stand_in);
-  ck_store_memo_free(memo);
-  ck_store_free(s);
-}
-
 /* What jansson holds, counted through its allocator hooks (each test runs
  * in its own process, so the hooks stay within this one). */
 static atomic_size_t js_live, js_peak_in_reduce;
