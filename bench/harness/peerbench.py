@@ -45,7 +45,9 @@ gone) are removed first, finalizers and all; operators get SIGTERM when
 the driver dies (setpriv --pdeathsig), so none outlives it.
 Diagnostics: CRDKIT_BENCH_BIN (another crdkit binary, e.g. a baseline build),
 CRDKIT_ARGS (extra flags), PERF_RECORD=PREFIX (perf record crdkit;
-PERF_CALLGRAPH: fp, the default, or dwarf).
+PERF_CALLGRAPH: fp, the default, or dwarf), MALLINFO=PREFIX (preload
+bench/harness/mallinfo_probe.c into crdkit: PREFIX.<pid> gets RSS and
+glibc's heap figures at each new RSS high; needs cc).
 """
 import base64
 import http.client
@@ -454,6 +456,16 @@ class ControlPlaneMeter:
             self.t.join()
 
 
+def mallinfo_probe():
+    """bench/harness/mallinfo_probe.c built once into a preloadable library."""
+    src = os.path.join(TOP, "bench/harness/mallinfo_probe.c")
+    so = os.path.join(tempfile.gettempdir(), f"crdkit-mallinfo-probe-{os.getuid()}.so")
+    if not os.path.exists(so) or os.path.getmtime(so) < os.path.getmtime(src):
+        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-shared", "-fPIC", "-o", so, src, "-lpthread"],
+                       check=True)
+    return so
+
+
 class Operator:
     def __init__(self, op, ns, logdir, kubeconfig):
         self.op, self.ns = op, ns
@@ -469,6 +481,9 @@ class Operator:
             if os.environ.get("PERF_RECORD"):  # diagnostics: a CPU profile of crdkit
                 cmd = ["perf", "record", "--call-graph", os.environ.get("PERF_CALLGRAPH", "fp"), "-F", "999",
                        "-o", os.environ["PERF_RECORD"] + f".{ns}", "--"] + cmd
+            if os.environ.get("MALLINFO"):  # diagnostics: live and free heap at the RSS peak
+                env["LD_PRELOAD"] = mallinfo_probe()
+                env["MALLINFO_PROBE_OUT"] = os.environ["MALLINFO"]
         elif op == "kopf":
             cmd = [os.path.join(TOP, "bench/peers/kopf/run.sh")]  # exec's kopf: same pid
         else:
