@@ -46,15 +46,9 @@
  * single change (nothing arriving while its merge runs) is merged at once. */
 #define BURST_PAUSE_MS 100
 #define BURST_PAUSE_MAX_MS 500
-/* ... but the wait ends once no event has come for a while: the end of a
- * burst is merged at once, not a full pause after its last change. "A
- * while" is QUIET_GAPS times the burst's usual gap between events (a
- * running mean), within BURST_QUIET_MIN_MS..BURST_QUIET_MS: a fast burst
- * (hundreds of events a second) is over once a short silence follows it,
- * a slow one (tens a second) needs the full BURST_QUIET_MS. */
+/* ... but the wait ends once no event has come for this long: the end of
+ * a burst is merged at once, not a full pause after its last change. */
 #define BURST_QUIET_MS 50
-#define BURST_QUIET_MIN_MS 10
-#define QUIET_GAPS 8
 /* How soon a merge looks again when aws-auth is gone but its delete event
  * (which brings the last state) has not been handled yet. */
 #define DELETE_WAIT_MS 20
@@ -133,8 +127,6 @@ typedef struct op {
   atomic_ullong events; /* merge-relevant events seen */
   atomic_llong last_event_ms; /* ck_now_ms() of the last of them */
   atomic_llong last_event_us; /* the same in ck_now_us(), for the merge's timings */
-  atomic_llong event_gap_us;  /* running mean of the gaps between them, each
-                                 counted as at most BURST_QUIET_MS */
   bool burst;           /* the last merge wrote while events kept coming */
   bool idle_pending;    /* see idle_events */
   atomic_llong busy_until;   /* ck_now_ms() until which per-object work waits */
@@ -163,15 +155,7 @@ static bool no_object_keys(void *ctx, ck_informer_event_t ev, const json_t *old,
 
 static void merge_soon(op_t *op) {
   int64_t us = ck_now_us();
-  /* Events come from two informers' threads: a lost update of the mean
-   * only shifts the quiet a little. */
-  int64_t gap = us - atomic_exchange(&op->last_event_us, us);
-  if (gap < 0)
-    gap = 0;
-  if (gap > BURST_QUIET_MS * 1000)
-    gap = BURST_QUIET_MS * 1000;
-  int64_t mean = atomic_load(&op->event_gap_us);
-  atomic_store(&op->event_gap_us, mean + (gap - mean) / 8);
+  atomic_store(&op->last_event_us, us);
   atomic_store(&op->last_event_ms, us / 1000);
   atomic_fetch_add(&op->events, 1);
   ck_controller_enqueue(op->merge_ctl, THE_KEY);
@@ -865,13 +849,7 @@ static json_t *read_fresh(op_t *op, ck_client_t *c, int *rc, ck_error_t *err) {
   return live;
 }
 
-/* How long without an event ends a burst (see BURST_QUIET_MS). */
-static int64_t burst_quiet_ms(op_t *op) {
-  int64_t q = QUIET_GAPS * atomic_load(&op->event_gap_us) / 1000;
-  return q < BURST_QUIET_MIN_MS ? BURST_QUIET_MIN_MS : q > BURST_QUIET_MS ? BURST_QUIET_MS : q;
-}
-
-/* Wait while a burst goes on: until the quiet passes with no event, at
+/* Wait while a burst goes on: until BURST_QUIET_MS pass with no event, at
  * most the burst pause. */
 static void burst_pause(op_t *op) {
   int64_t start = ck_now_ms();
@@ -880,7 +858,7 @@ static void burst_pause(op_t *op) {
     pause = BURST_PAUSE_MAX_MS;
   for (;;) {
     int64_t now = ck_now_ms();
-    int64_t quiet_at = atomic_load(&op->last_event_ms) + burst_quiet_ms(op);
+    int64_t quiet_at = atomic_load(&op->last_event_ms) + BURST_QUIET_MS;
     int64_t end = start + pause;
     int64_t until = quiet_at < end ? quiet_at : end;
     if (now >= until)
@@ -1145,8 +1123,7 @@ static void register_metrics(op_t *op, ck_metrics_t *mx) {
 int aa_operator_run(const aa_run_opts_t *o, ck_error_t *err) {
   op_t op = {.o = o,
              .cm_ns = o->configmap_ns ? o->configmap_ns : "kube-system",
-             .cm_name = o->configmap_name ? o->configmap_name : "aws-auth",
-             .event_gap_us = BURST_QUIET_MS * 1000 / QUIET_GAPS}; /* quiet: the full one */
+             .cm_name = o->configmap_name ? o->configmap_name : "aws-auth"};
   /* Eight workers each in their own malloc arena keep eight sets of freed
    * pages: two arenas serve this load as well, at a fraction of the RSS. */
   mallopt(M_ARENA_MAX, 2);
