@@ -269,11 +269,11 @@ def section(res, pngs, notes, extras=()):
             return (f"no (at {c['w5_settle']} s: {me[0]} entries missing, {me[1]} extra, "
                     f"{r['deleted_objects_left']} deleted objects still there)")
         ex = ", ".join(exact(r) for r in rs)
-        L.append(f"| {op} | {ex} | {fmt([r['lag_s'] for r in rs], nd=3)} "
+        L.append(f"| {op_cell(res, 'W5', op)} | {ex} | {fmt([r['lag_s'] for r in rs], nd=3)} "
                  f"| {fmt([r.get('lag_poll_s', r['lag_s']) for r in rs], nd=2)} | {fmt([r['cpu_s'] for r in rs])} "
                  f"| {fmt([r['hwm_kib'] for r in rs], 1 / 1024, 1)} | {fmt([r['restart'].get('seconds') for r in rs], nd=1)} "
                  f"| {fmt([r['achieved_rate'] for r in rs], nd=1)} |")
-    L += ["", "Floor for W5: not measured separately (the lag floor is one watch delivery plus one ConfigMap "
+    L += ["", *op_from_note(res, "W5"), "Floor for W5: not measured separately (the lag floor is one watch delivery plus one ConfigMap "
           "round trip, the W3 floor).", ""]
     for ex in extras:
         ec = ex["config"]
@@ -362,6 +362,22 @@ def from_note(res, key, what):
             f"{f['date']}), another run: {f['why']}", ""]
 
 
+def op_cell(res, wl, op):
+    """An operator's name in a table, marked when its row comes from another run than the table's."""
+    f = (res.get("op_from") or {}).get(wl, {}).get(op)
+    return f"{op} (run of commit {f['commit']})" if f else op
+
+
+def op_from_note(res, wl):
+    """The lines saying which rows of a table come from another run, and why."""
+    rows = (res.get("op_from") or {}).get(wl) or {}
+    by = {}
+    for op, f in rows.items():
+        by.setdefault((f["file"], f["commit"], f["date"], f["why"]), []).append(op)
+    return [f"The rows of {' and '.join(ops)} come from `bench/results/{os.path.basename(fl)}` (commit {cm}, "
+            f"{dt}), an earlier run: {why}" for (fl, cm, dt, why), ops in by.items()] + ([""] if by else [])
+
+
 def w2_table(res, ops, c, title=''):
     L = []
     f4 = res['floor']['W4']
@@ -378,10 +394,11 @@ def w2_table(res, ops, c, title=''):
         if not rs:
             L.append(f"| {op} | {why or gone(res, 'W4', op)} | | | | |")
             continue
-        L.append(f"| {op} | {fmt([r['rss_kib'] for r in rs], 1 / 1024, 1)} | {ratio(med([r['rss_kib'] for r in rs]), crss)} "
+        L.append(f"| {op_cell(res, 'W4', op)} | {fmt([r['rss_kib'] for r in rs], 1 / 1024, 1)} | {ratio(med([r['rss_kib'] for r in rs]), crss)} "
                  f"| {fmt([r['cpu_s'] for r in rs])} | {fmt([r['writes'] for r in rs], nd=0)} "
                  f"| {w2_state(rs)}{'; ' + why if why else ''} |")
     L.append("")
+    L += [] if title else op_from_note(res, "W4")
     return L
 
 
@@ -412,7 +429,7 @@ def w4_table(res, ops, c, title=''):
         a = med([r["all_s"] for r in rs])
         nc = [r for r in rs if r["all_s"] is None and not r.get("stopped")]
         why = stopped(rs)
-        L.append(f"| {op} | {fmt([r['synced_s'] for r in rs], nd=3)} | {fmt([r['first_write_s'] for r in rs], nd=3)} "
+        L.append(f"| {op_cell(res, 'W4', op)} | {fmt([r['synced_s'] for r in rs], nd=3)} | {fmt([r['first_write_s'] for r in rs], nd=3)} "
                  f"| {fmt([r['all_s'] for r in rs], nd=3)}"
                  f"{'' if not nc else ' (not converged in %d s: %s of %d)' % (c['w4_timeout'], ', '.join(str(r['reached']) for r in nc), c['M'])}"
                  f"{' (' + why + ')' if why else ''} "
@@ -420,6 +437,7 @@ def w4_table(res, ops, c, title=''):
                  f"| {'; '.join(control_plane_peak(res, op, r) for r in rs)} |")
     L.append(f"| floor (LIST, pages of 500) | | | {fmt([r['list_s'] for r in f4], nd=3)} | 1x | | | |")
     L.append("")
+    L += [] if title else op_from_note(res, "W4")
     return L
 
 
