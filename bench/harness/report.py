@@ -368,6 +368,12 @@ def op_cell(res, wl, op):
     return f"{op} (run of commit {f['commit']})" if f else op
 
 
+def own_floor(res, op, fl4):
+    """W4's floor for an operator's ratio: that of the run its row comes from, when carried."""
+    f = (res.get("op_from") or {}).get("W4", {}).get(op)
+    return med([r["list_s"] for r in f["floor_W4"]]) if f and f.get("floor_W4") else fl4
+
+
 def op_from_note(res, wl):
     """The lines saying which rows of a table come from another run, and why."""
     rows = (res.get("op_from") or {}).get(wl) or {}
@@ -375,7 +381,7 @@ def op_from_note(res, wl):
     for op, f in rows.items():
         by.setdefault((f["file"], f["commit"], f["date"], f["why"]), []).append(op)
     return [f"The rows of {' and '.join(ops)} come from `bench/results/{os.path.basename(fl)}` (commit {cm}, "
-            f"{dt}), an earlier run: {why}" for (fl, cm, dt, why), ops in by.items()] + ([""] if by else [])
+            f"{dt}), an earlier run{' (their ratios to the floor: to that run' + chr(39) + 's floor)' if wl == 'W4' else ''}: {why}" for (fl, cm, dt, why), ops in by.items()] + ([""] if by else [])
 
 
 def w2_table(res, ops, c, title=''):
@@ -433,7 +439,7 @@ def w4_table(res, ops, c, title=''):
                  f"| {fmt([r['all_s'] for r in rs], nd=3)}"
                  f"{'' if not nc else ' (not converged in %d s: %s of %d)' % (c['w4_timeout'], ', '.join(str(r['reached']) for r in nc), c['M'])}"
                  f"{' (' + why + ')' if why else ''} "
-                 f"| {ratio(a, fl4)} | {fmt([r['writes'] for r in rs], nd=0)} | {fmt([r['cpu_to_converge_s'] for r in rs])} "
+                 f"| {ratio(a, own_floor(res, op, fl4))} | {fmt([r['writes'] for r in rs], nd=0)} | {fmt([r['cpu_to_converge_s'] for r in rs])} "
                  f"| {'; '.join(control_plane_peak(res, op, r) for r in rs)} |")
     L.append(f"| floor (LIST, pages of 500) | | | {fmt([r['list_s'] for r in f4], nd=3)} | 1x | | | |")
     L.append("")
