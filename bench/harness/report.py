@@ -362,26 +362,31 @@ def from_note(res, key, what):
             f"{f['date']}), another run: {f['why']}", ""]
 
 
+def carried(res, wl, op):
+    """Where an operator's row of workload wl comes from when another run than the table's, else None."""
+    return (res.get("op_from") or {}).get(wl, {}).get(op)
+
+
 def op_cell(res, wl, op):
-    """An operator's name in a table, marked when its row comes from another run than the table's."""
-    f = (res.get("op_from") or {}).get(wl, {}).get(op)
+    """An operator's name in a table, marked when its row is carried from another run."""
+    f = carried(res, wl, op)
     return f"{op} (run of commit {f['commit']})" if f else op
 
 
 def own_floor(res, op, fl4):
     """W4's floor for an operator's ratio: that of the run its row comes from, when carried."""
-    f = (res.get("op_from") or {}).get("W4", {}).get(op)
+    f = carried(res, "W4", op)
     return med([r["list_s"] for r in f["floor_W4"]]) if f and f.get("floor_W4") else fl4
 
 
 def op_from_note(res, wl):
     """The lines saying which rows of a table come from another run, and why."""
-    rows = (res.get("op_from") or {}).get(wl) or {}
     by = {}
-    for op, f in rows.items():
+    for op, f in ((res.get("op_from") or {}).get(wl) or {}).items():
         by.setdefault((f["file"], f["commit"], f["date"], f["why"]), []).append(op)
+    floor = " (their ratios to the floor: to that run's floor)" if wl == "W4" else ""
     return [f"The rows of {' and '.join(ops)} come from `bench/results/{os.path.basename(fl)}` (commit {cm}, "
-            f"{dt}), an earlier run{' (their ratios to the floor: to that run' + chr(39) + 's floor)' if wl == 'W4' else ''}: {why}" for (fl, cm, dt, why), ops in by.items()] + ([""] if by else [])
+            f"{dt}), an earlier run{floor}: {why}" for (fl, cm, dt, why), ops in by.items()] + ([""] if by else [])
 
 
 def w2_table(res, ops, c, title=''):
