@@ -18,13 +18,15 @@
  *
  * And the text of each entry the last emit wrote, with the entry it was
  * found to parse back to: an emit's round-trip check then parses back
- * only the entries whose text it has not checked before (emit.c). */
+ * only the entries whose text it has not checked before (emit.c). Each
+ * such entry is also found by its address, which the emit looks up
+ * first: an entry handed in again (the same json_t, from the parse kept
+ * for its object or from the list written last) is not written out and
+ * looked up by its text again; its entry hash is kept there too. */
 #include "cache.h"
 
 #include "util/strmap.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,7 +65,11 @@ typedef struct objmemo {
 typedef struct entmemo {
   memo_t m;      /* m.key: text, the entry's block as emitted (malloc'd) */
   char *text;
+  size_t len;    /* strlen(text) */
   json_t *entry; /* held: what text parses back to (shared, never modified) */
+  ck_strmap_t *ptrs; /* the map that also finds it by entry's address */
+  char pkey[2 * sizeof(uintptr_t) + 1]; /* that key */
+  char hash[17]; /* aa_entry_hash of entry, or "" until asked for */
 } entmemo_t;
 
 struct aa_cache {
@@ -76,6 +82,7 @@ struct aa_cache {
   size_t obj_hits;
   annslot_t ann[CACHE_SLOTS]; /* v1 ownership annotations read or written */
   ck_strmap_t ents[2];        /* per kind: entry text -> entmemo_t */
+  ck_strmap_t eptr[2];        /* per kind: the entry's address -> the same */
   uint64_t egen[2];           /* per kind: the emit in progress */
 };
 
@@ -132,8 +139,16 @@ static void memos_sweep(ck_strmap_t *map, uint64_t gen) {
   free(gone);
 }
 
+/* The key of a json_t by its address: hex digits (a lookup per object
+ * and per entry of every merge; no printf). */
 static void obj_key(const json_t *obj, char key[2 * sizeof(uintptr_t) + 1]) {
-  snprintf(key, 2 * sizeof(uintptr_t) + 1, "%" PRIxPTR, (uintptr_t)obj);
+  uintptr_t v = (uintptr_t)obj;
+  size_t n = 0;
+  do {
+    key[n++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
+  key[n] = '\0';
 }
 
 int aa_cache_object_get(aa_cache_t *cache, const json_t *obj, const char *finalizer,
@@ -217,6 +232,8 @@ void aa_cache_object_sweep(aa_cache_t *cache) {
 
 static void entmemo_free(memo_t *mm) {
   entmemo_t *m = (entmemo_t *)mm;
+  if (m->ptrs && ck_strmap_get(m->ptrs, m->pkey) == m)
+    ck_strmap_del(m->ptrs, m->pkey);
   free(m->text);
   json_decref(m->entry);
   free(m);
@@ -236,6 +253,7 @@ void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t
     free(m);
     return;
   }
+  m->len = strlen(text);
   m->entry = json_incref(entry);
   m->m = (memo_t){.key = m->text, .gen = cache->egen[k], .free = entmemo_free};
   void *old = NULL;
@@ -245,6 +263,44 @@ void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t
   }
   if (old)
     entmemo_free(old);
+  /* Also by the entry's address; without it (out of memory) the entry is
+   * only found by its text, as before. */
+  obj_key(entry, m->pkey);
+  void *was = NULL;
+  if (ck_strmap_put(&cache->eptr[k], m->pkey, m, &was) == 0) {
+    m->ptrs = &cache->eptr[k];
+    if (was) /* an older memo of the same entry (never: one entry, one text) */
+      ((entmemo_t *)was)->ptrs = NULL;
+  }
+}
+
+const char *aa_cache_entry_text(aa_cache_t *cache, aa_kind_t k, const json_t *entry, size_t *len) {
+  char key[2 * sizeof(uintptr_t) + 1];
+  obj_key(entry, key);
+  entmemo_t *m = ck_strmap_get(&cache->eptr[k], key);
+  if (!m || m->entry != entry)
+    return NULL;
+  m->m.gen = cache->egen[k];
+  *len = m->len;
+  return m->text;
+}
+
+void aa_cache_entry_hash(aa_cache_t *cache, aa_kind_t k, const json_t *entry, char out[17]) {
+  entmemo_t *m = NULL;
+  if (cache) {
+    char key[2 * sizeof(uintptr_t) + 1];
+    obj_key(entry, key);
+    m = ck_strmap_get(&cache->eptr[k], key);
+    if (m && m->entry != entry)
+      m = NULL;
+  }
+  if (m && m->hash[0]) {
+    memcpy(out, m->hash, 17);
+    return;
+  }
+  aa_entry_hash(entry, out);
+  if (m && out[0] != '-') /* a failed hash is not kept: asked again next time */
+    memcpy(m->hash, out, 17);
 }
 
 void aa_cache_entry_sweep(aa_cache_t *cache, aa_kind_t k) {
@@ -297,8 +353,11 @@ void aa_cache_clear(aa_cache_t *cache) {
   for (int i = 0; i < CACHE_SLOTS; i++)
     annslot_clear(&cache->ann[i]);
   memos_clear(&cache->objs);
-  memos_clear(&cache->ents[AA_ROLES]);
-  memos_clear(&cache->ents[AA_USERS]);
+  for (int k = 0; k < 2; k++) {
+    memos_clear(&cache->ents[k]); /* each memo leaves eptr[k] as it goes */
+    ck_strmap_free(&cache->eptr[k]);
+    memset(&cache->eptr[k], 0, sizeof cache->eptr[k]);
+  }
 }
 
 void aa_cache_free(aa_cache_t *cache) {

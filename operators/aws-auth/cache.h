@@ -50,6 +50,15 @@ const json_t *aa_cache_entry_get(aa_cache_t *cache, aa_kind_t k, const char *tex
 /* Keep entry (the cache takes a new reference) as what text parses back
  * to. A failure only costs a parse next time. */
 void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t *entry);
+/* The block text that this very entry (by address: the cache holds it,
+ * and entries are never modified) was emitted as and found to parse back
+ * to by an emit of kind k before, with its length in *len; borrowed until
+ * the next sweep of k or clear; NULL when not kept. Marks it as emitted
+ * again. */
+const char *aa_cache_entry_text(aa_cache_t *cache, aa_kind_t k, const json_t *entry, size_t *len);
+/* aa_entry_hash of an entry of kind k, kept with the entry's text when
+ * one is (cache may be NULL: computed). */
+void aa_cache_entry_hash(aa_cache_t *cache, aa_kind_t k, const json_t *entry, char out[17]);
 /* End of an emit of kind k: forget the entries it did not emit. */
 void aa_cache_entry_sweep(aa_cache_t *cache, aa_kind_t k);
 

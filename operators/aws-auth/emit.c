@@ -191,7 +191,10 @@ static int put_entry(ck_buf_t *b, const json_t *e) {
  * has block_shape_ok's shape. */
 static bool block_shape_ok(const char *t, size_t len);
 
-static int emit_blocks(const json_t *list, ck_buf_t *b, size_t *off, bool *blocks) {
+/* cache (may be NULL): an entry whose text it keeps is copied from there
+ * and known[i] (room for n) set: that text was checked before. */
+static int emit_blocks(const json_t *list, aa_kind_t kind, aa_cache_t *cache, ck_buf_t *b,
+                       size_t *off, bool *known, bool *blocks) {
   size_t n = json_array_size(list);
   *blocks = n > 0;
   if (n == 0)
@@ -202,6 +205,13 @@ static int emit_blocks(const json_t *list, ck_buf_t *b, size_t *off, bool *block
     size_t at = b->len;
     if (off)
       off[i] = at;
+    size_t len;
+    const char *t = cache ? aa_cache_entry_text(cache, kind, e, &len) : NULL;
+    if (t) {
+      ck_buf_append(b, t, len); /* of block_shape_ok's shape: it was checked */
+      known[i] = true;
+      continue;
+    }
     int rc = put_entry(b, e);
     if (rc)
       return rc;
@@ -218,7 +228,7 @@ int aa_emit_list(const json_t *list, char **out) {
     return CK_EINVAL;
   ck_buf_t b = {0};
   bool blocks;
-  int rc = emit_blocks(list, &b, NULL, &blocks);
+  int rc = emit_blocks(list, AA_ROLES, NULL, &b, NULL, NULL, &blocks);
   if (rc) {
     ck_buf_free(&b);
     return rc;
@@ -315,7 +325,8 @@ static int check_missed(aa_kind_t kind, const json_t *list, aa_cache_t *cache, c
  * text. The entries then stand for the parse of the whole text (they are
  * equal to it): *back_out is built from them. */
 static int check_entries(aa_kind_t kind, const json_t *list, aa_cache_t *cache, ck_buf_t *b,
-                         const size_t *off, char **out, aa_list_t *back_out, ck_error_t *err) {
+                         const size_t *off, const bool *known, char **out, aa_list_t *back_out,
+                         ck_error_t *err) {
   size_t n = json_array_size(list);
   size_t *at = malloc((n < CHECK_CHUNK ? n + 1 : CHECK_CHUNK) * sizeof *at);
   if (!at) {
@@ -326,14 +337,21 @@ static int check_entries(aa_kind_t kind, const json_t *list, aa_cache_t *cache, 
   int rc = 0;
   for (size_t i = 0; !rc && i < n; i++) {
     json_t *want = json_array_get(list, i);
-    char save = b->data[off[i + 1]];
-    b->data[off[i + 1]] = '\0';
-    const json_t *was = aa_cache_entry_get(cache, kind, b->data + off[i]);
-    b->data[off[i + 1]] = save;
-    if (was && !json_equal((json_t *)was, want))
-      rc = emit_error(kind, CK_EINVAL, NULL, err);
-    else if (!was)
-      at[nmiss++] = i;
+    if (!known[i]) { /* known: its text was checked before, for this very entry */
+      char save = b->data[off[i + 1]];
+      b->data[off[i + 1]] = '\0';
+      const json_t *was = aa_cache_entry_get(cache, kind, b->data + off[i]);
+      if (!was)
+        at[nmiss++] = i;
+      else if (was != want && !json_equal((json_t *)was, want))
+        rc = emit_error(kind, CK_EINVAL, NULL, err);
+      else if (was != want)
+        /* The same entry, another json_t (its object was read again):
+         * keep the text under this one, to be found by its address (the
+         * memo of `was` goes, and with it the reference to it). */
+        aa_cache_entry_put(cache, kind, b->data + off[i], want);
+      b->data[off[i + 1]] = save;
+    }
     if (!rc && nmiss && (nmiss == CHECK_CHUNK || i + 1 == n)) {
       rc = check_missed(kind, list, cache, b, off, at, nmiss, err);
       nmiss = 0;
@@ -367,27 +385,35 @@ int aa_emit_checked(aa_kind_t kind, const json_t *list, aa_cache_t *cache, char 
     return ck_error_set(err, CK_EINVAL, "%s: cannot emit the entries", aa_kind_key(kind));
   size_t n = json_array_size(list);
   size_t *off = malloc((n + 1) * sizeof *off);
-  if (!off)
+  bool *known = cache ? calloc(n + 1, sizeof *known) : NULL;
+  if (!off || (cache && !known)) {
+    free(off);
+    free(known);
     return ck_error_set(err, CK_ENOMEM, "out of memory");
+  }
   ck_buf_t b = {0};
   bool blocks;
-  int rc = emit_blocks(list, &b, off, &blocks);
+  int rc = emit_blocks(list, kind, cache, &b, off, known, &blocks);
   if (rc) {
     free(off);
+    free(known);
     ck_buf_free(&b);
     return ck_error_set(err, rc, "%s: cannot emit the entries", aa_kind_key(kind));
   }
   if (b.len > AA_MAX_DATA_BYTES) {
     free(off);
+    free(known);
     ck_buf_free(&b);
     return emit_error(kind, CK_ETOOBIG, NULL, err);
   }
   if (cache && blocks) {
-    rc = check_entries(kind, list, cache, &b, off, out, back_out, err);
+    rc = check_entries(kind, list, cache, &b, off, known, out, back_out, err);
     free(off);
+    free(known);
     return rc;
   }
   free(off);
+  free(known);
   return check_whole(kind, list, ck_buf_steal(&b), out, back_out, err);
 }
 

@@ -106,7 +106,7 @@ static int set_rec(ctx_t *c, const char *key, const obj_t *o, const json_t *entr
   if (hash)
     memcpy(n->hash, hash, sizeof n->hash);
   else
-    aa_entry_hash(entry, n->hash);
+    aa_cache_entry_hash(c->o->cache, o->st->kind, entry, n->hash);
   return 0;
 }
 
@@ -121,7 +121,7 @@ static int carry(ctx_t *c, const char *key, const rec_t *rec, aa_kind_t k, json_
   long lh = -1;
   bool one = json_array_size(ix) == 1;
   if (one) {
-    aa_entry_hash(live_raw(c, k, ix, 0), h);
+    aa_cache_entry_hash(c->o->cache, k, live_raw(c, k, ix, 0), h);
     lh = ao_hex24(h);
   }
   if (rec->v1) { /* the 24 bits of a v2 record */
@@ -205,7 +205,7 @@ static int merge_claim(ctx_t *c, obj_t *o, const json_t *want, const char *key) 
   char h[17] = "";
   const json_t *first = nlive ? live_raw(c, k, ix, 0) : NULL;
   if (nlive == 1)
-    aa_entry_hash(first, h);
+    aa_cache_entry_hash(c->o->cache, k, first, h);
   bool drifted = nlive != 1 || !ao_rec_hash_matches(rec, h);
   /* The live entry is what we want: its hash is the one to record. */
   bool same = nlive == 1 && json_equal((json_t *)first, (json_t *)want);

@@ -186,6 +186,33 @@ int aa_list_from_doc(aa_kind_t kind, json_t *doc, aa_list_t *out) {
   return list_entries(out);
 }
 
+/* Whether every key of obj is exactly one of the entry's field names, as
+ * the operator writes them: then each field has at most one matching key,
+ * itself, and a plain lookup reads what encoding/json would. */
+static bool exact_fields(json_t *obj, const char *arn_field) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(obj, k, v) {
+    if (strcmp(k, arn_field) != 0 && strcmp(k, "username") != 0 && strcmp(k, "groups") != 0)
+      return false;
+  }
+  return true;
+}
+
+static const char *exact_str(json_t *obj, const char *field) {
+  return json_string_value(json_object_get(obj, field)); /* NULL unless a string */
+}
+
+static bool exact_nodes(json_t *obj) {
+  size_t i;
+  json_t *g;
+  json_array_foreach(json_object_get(obj, "groups"), i, g) {
+    if (json_is_string(g) && strcmp(json_string_value(g), "system:nodes") == 0)
+      return true;
+  }
+  return false;
+}
+
 /* out->v from out->doc (an array). */
 static int list_entries(aa_list_t *out) {
   json_t *doc = out->doc;
@@ -200,11 +227,12 @@ static int list_entries(aa_list_t *out) {
     out->n = i + 1;
     if (!json_is_object(e->raw))
       continue; /* the authenticator drops it; we keep it untouched */
-    const char *arn = str_field(e->raw, arn_field);
-    const char *user = str_field(e->raw, "username");
+    bool exact = exact_fields(e->raw, arn_field);
+    const char *arn = exact ? exact_str(e->raw, arn_field) : str_field(e->raw, arn_field);
+    const char *user = exact ? exact_str(e->raw, "username") : str_field(e->raw, "username");
     if (user && !(e->username = strdup(user)))
       return set_err(out, CK_ENOMEM, "out of memory");
-    e->nodes = groups_have_nodes(e->raw);
+    e->nodes = exact ? exact_nodes(e->raw) : groups_have_nodes(e->raw);
     if (!arn || !arn[0])
       continue; /* fails the authenticator's validation: dropped alone */
     e->arn = strdup(arn);

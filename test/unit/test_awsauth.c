@@ -209,6 +209,14 @@ static const parse_case_t parse_cases[] = {
     {"[{\"rolearn\": \"" IAM "role/a\", \"groups\": [\"system:nodes\"]}]", true, IAM "role/a!"},
     {"- &e {rolearn: " IAM "role/a}\n- *e\n", true, IAM "role/a," IAM "role/a"},
     {"- rolearn: " IAM "role/a\n  groups: [system:nodes]\n  groups: ~\n", true, IAM "role/a"},
+    /* the fields exactly as the operator writes them, and with one more */
+    {"- rolearn: " IAM "role/A\n  username: u\n  groups: [x, system:nodes]\n", true,
+     IAM "role/a!=u"},
+    {"- rolearn: " IAM "role/a\n  username: u\n  groups: system:nodes\n", true, IAM "role/a=u"},
+    {"- rolearn: " IAM "role/a\n  username: [u]\n  groups: [system:nodes]\n", true,
+     IAM "role/a!"},
+    {"- rolearn: " IAM "role/a\n  x: 1\n  groups: [system:nodes]\n  Username: u\n", true,
+     IAM "role/a!=u"},
     /* the whole key is unusable */
     {"- rolearn: [unclosed\n", false, "mapRoles: line"},
     {"rolearn: x\n", false, "not a YAML list"},
@@ -440,6 +448,69 @@ CK_TEST(awsauth, emit_checked_parses_back_in_chunks) {
   aa_cache_free(fresh);
   aa_cache_free(cache);
   json_decref(list);
+}
+
+/* An entry emitted before is found again by its address: its text is
+ * copied from the cache, and its hash is kept there too; the same entry
+ * as another json_t (its object read again) is kept under the new one;
+ * an entry no longer emitted is forgotten. */
+CK_TEST(awsauth, emit_checked_finds_entries_by_address) {
+  json_t *list = cktest_json("[{\"rolearn\":\"arn:aws:iam::1:role/a\",\"username\":\"a\","
+                             "\"groups\":[\"g\"]},"
+                             "{\"rolearn\":\"arn:aws:iam::1:role/b\",\"username\":\"b\"}]");
+  aa_cache_t *cache = aa_cache_new();
+  char *want = NULL, *text = NULL;
+  ck_error_t err = {0};
+  size_t len = 0;
+  cr_assert_eq(aa_emit_list(list, &want), 0);
+  json_t *e0 = json_array_get(list, 0), *e1 = json_incref(json_array_get(list, 1));
+  cr_assert_null(aa_cache_entry_text(cache, AA_ROLES, e0, &len), "kept before any emit");
+  cr_assert_eq(aa_emit_checked(AA_ROLES, list, cache, &text, NULL, &err), 0, "%s", err.message);
+  cr_assert_str_eq(text, want);
+  free(text);
+  for (size_t i = 0; i < 2; i++) {
+    char *b = block_of(want, i);
+    const char *t = aa_cache_entry_text(cache, AA_ROLES, json_array_get(list, i), &len);
+    cr_assert_not_null(t, "entry %zu not found by its address", i);
+    cr_assert_eq(len, strlen(b));
+    cr_assert_str_eq(t, b);
+    free(b);
+  }
+  cr_assert_null(aa_cache_entry_text(cache, AA_USERS, e0, &len), "kinds are kept apart");
+  char h[17], kept[17], again[17];
+  aa_entry_hash(e0, h);
+  aa_cache_entry_hash(cache, AA_ROLES, e0, kept);  /* computed, then kept */
+  aa_cache_entry_hash(cache, AA_ROLES, e0, again); /* from the cache */
+  cr_assert_str_eq(kept, h);
+  cr_assert_str_eq(again, h);
+  aa_cache_entry_hash(NULL, AA_ROLES, e0, again);
+  cr_assert_str_eq(again, h);
+  /* Emitted from the addresses: the same text. */
+  cr_assert_eq(aa_emit_checked(AA_ROLES, list, cache, &text, NULL, &err), 0, "%s", err.message);
+  cr_assert_str_eq(text, want);
+  free(text);
+  /* Entry 0 as another, equal json_t; entry 1 dropped. */
+  json_t *old0 = json_incref(e0);
+  json_array_set_new(list, 0, json_deep_copy(old0));
+  json_array_remove(list, 1);
+  json_t *new0 = json_array_get(list, 0);
+  cr_assert_null(aa_cache_entry_text(cache, AA_ROLES, new0, &len));
+  cr_assert_eq(aa_emit_checked(AA_ROLES, list, cache, &text, NULL, &err), 0, "%s", err.message);
+  char *b0 = block_of(want, 0);
+  cr_assert_str_eq(text, b0);
+  free(text);
+  const char *t = aa_cache_entry_text(cache, AA_ROLES, new0, &len);
+  cr_assert(t && strcmp(t, b0) == 0, "the new json_t is not kept");
+  cr_assert_null(aa_cache_entry_text(cache, AA_ROLES, old0, &len), "the old json_t still kept");
+  cr_assert_null(aa_cache_entry_text(cache, AA_ROLES, e1, &len), "a dropped entry still kept");
+  aa_cache_clear(cache);
+  cr_assert_null(aa_cache_entry_text(cache, AA_ROLES, new0, &len), "kept after a clear");
+  free(b0);
+  json_decref(old0);
+  json_decref(e1);
+  free(want);
+  json_decref(list);
+  aa_cache_free(cache);
 }
 
 /* The kept parse is what an entry is compared with: a text kept with
