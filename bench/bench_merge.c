@@ -5,13 +5,16 @@
  * parse cache, each after one object changed (a new object, the others
  * the same as before, as the snapshot memo hands them out), into what the
  * merge before wrote; each merge also encodes its ConfigMap (the request
- * body) and parses it back (the cache's copy), as the operator does.
+ * body, with the client's encoder) and parses it back (the cache's copy),
+ * as the operator does.
  * usage: bench-merge [N] [ROUNDS] [CHURN]
  * Prints one JSON line: objects, seconds per merge (median and min over
  * the rounds; churn: over its merges) for each case, the bytes written,
- * peak RSS. */
+ * seconds to encode the request body of the first write (median of 21,
+ * the client's encoder and jansson's, alternated), peak RSS. */
 #include "awsauth.h"
 #include "bench_util.h"
+#include "util/jsonout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +85,7 @@ static void churn(json_t *live, json_t *objects, int merges, double *per) {
       fprintf(stderr, "churn: merge %d wrote nothing\n", m);
       exit(1);
     }
-    char *body = json_dumps(next, JSON_COMPACT);
+    char *body = ck_json_dumps(next, NULL); /* as the client encodes it */
     json_t *back = body ? json_loads(body, 0, NULL) : NULL;
     per[m] = bench_now_s() - t0;
     if (!back) {
@@ -128,6 +131,22 @@ int main(int argc, char **argv) {
   char *body = json_dumps(written, JSON_COMPACT);
   size_t body_bytes = body ? strlen(body) : 0;
   free(body);
+  /* The request body of that write: the client's encoder and jansson's. */
+  enum { ENCODES = 21 };
+  double enc[2][ENCODES];
+  for (int r = 0; r < ENCODES; r++)
+    for (int w = 0; w < 2; w++) {
+      double t0 = bench_now_s();
+      char *e = w ? json_dumps(written, JSON_COMPACT) : ck_json_dumps(written, NULL);
+      enc[w][r] = bench_now_s() - t0;
+      if (!e || strlen(e) != body_bytes) {
+        fprintf(stderr, "encode: %s\n", e ? "a different length" : "failed");
+        exit(1);
+      }
+      free(e);
+    }
+  qsort(enc[0], ENCODES, sizeof(double), bench_cmp_double);
+  qsort(enc[1], ENCODES, sizeof(double), bench_cmp_double);
   qsort(first, (size_t)rounds, sizeof *first, bench_cmp_double);
   qsort(again, (size_t)rounds, sizeof *again, bench_cmp_double);
   double *per = calloc((size_t)merges, sizeof *per);
@@ -138,9 +157,11 @@ int main(int argc, char **argv) {
   printf("{\"bench\":\"merge\",\"objects\":%d,\"rounds\":%d,\"first_write_s\":%.4f,"
          "\"first_write_min_s\":%.4f,\"unchanged_s\":%.4f,\"unchanged_min_s\":%.4f,"
          "\"churn_merges\":%d,\"churn_s\":%.5f,\"churn_min_s\":%.5f,"
-         "\"data_bytes\":%zu,\"annotation_bytes\":%zu,\"body_bytes\":%zu,\"max_rss_kib\":%ld}\n",
+         "\"data_bytes\":%zu,\"annotation_bytes\":%zu,\"body_bytes\":%zu,"
+         "\"encode_s\":%.5f,\"encode_jansson_s\":%.5f,\"max_rss_kib\":%ld}\n",
          n, rounds, first[rounds / 2], first[0], again[rounds / 2], again[0], merges,
-         per[merges / 2], per[0], bytes, ann_bytes, body_bytes, ru.ru_maxrss);
+         per[merges / 2], per[0], bytes, ann_bytes, body_bytes, enc[0][ENCODES / 2],
+         enc[1][ENCODES / 2], ru.ru_maxrss);
   free(first);
   free(again);
   free(per);

@@ -3,6 +3,7 @@
 #include "crdkit/client.h"
 
 #include "kube/kube_internal.h"
+#include "util/jsonout.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -240,9 +241,9 @@ int ck_object_list_each(ck_client_t *c, const ck_resource_t *res, const char *ns
 }
 
 static char *dump(json_t *obj, size_t *len) {
-  char *s = json_dumps(obj, JSON_COMPACT);
-  *len = s ? strlen(s) : 0;
-  return s;
+  *len = 0;
+  /* As json_dumps(obj, JSON_COMPACT): an object or an array only. */
+  return json_is_object(obj) || json_is_array(obj) ? ck_json_dumps(obj, len) : NULL;
 }
 
 int ck_object_create(ck_client_t *c, const ck_resource_t *res, const char *ns, json_t *obj,

@@ -13,6 +13,7 @@
 
 #include "crdkit/error.h"
 #include "util/buf.h"
+#include "util/jsonout.h"
 #include "util/parallel.h"
 #include "util/pool.h"
 #include "util/strmap.h"
@@ -374,11 +375,6 @@ static const char *vals_of(const entry_t *e) {
   return json_of(e) + e->len + 1;
 }
 
-static int dump_cb(const char *buffer, size_t size, void *data) {
-  ck_buf_append(data, buffer, size);
-  return 0;
-}
-
 /* ---- indexes (write lock held) ------------------------------------------ */
 
 static void index_remove(ck_store_t *s, entry_t *e) {
@@ -475,7 +471,7 @@ static json_t *parse(const entry_t *e) {
 static int entry_data(ck_store_t *s, const json_t *obj, const char *key, ck_buf_t *b,
                       size_t *len, size_t *raw) {
   ck_buf_t j = {0};
-  if (json_dump_callback(obj, dump_cb, &j, JSON_COMPACT) != 0 || j.oom || !j.len) {
+  if (ck_json_dump(obj, &j) != 0 || !j.len) {
     ck_buf_free(&j);
     return CK_ENOMEM;
   }

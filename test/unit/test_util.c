@@ -1,10 +1,11 @@
-/* Unit tests of lib/util: buffers, base64, RFC 3339, errors, logging. */
+/* Unit tests of lib/util: buffers, base64, RFC 3339, errors, logging, JSON out. */
 #include "cktest.h"
 
 #include "crdkit/error.h"
 #include "crdkit/log.h"
 #include "util/base64.h"
 #include "util/buf.h"
+#include "util/jsonout.h"
 #include "util/timeutil.h"
 
 #include <stdlib.h>
@@ -532,4 +533,80 @@ CK_TEST(log, long_message_is_cut_not_overflowed) {
   cr_assert_not_null(msg);
   cr_assert(strlen(msg) > 1000 && strlen(msg) < 9999, "len %zu", strlen(msg));
   json_decref(j);
+}
+
+/* ---- ck_json_dump -------------------------------------------------------- */
+
+/* Byte for byte what jansson writes, for everything a parse can give and
+ * what code builds: escapes, UTF-8 of every length, NUL inside strings
+ * and keys, key order, integers at their limits, reals, empty containers. */
+CK_TEST(jsonout, same_bytes_as_jansson) {
+  const char *docs[] = {
+      "{}", "[]", "[[],{},[[]],{\"a\":{}}]",
+      "{\"b\":1,\"a\":2,\"c\":[true,false,null]}",
+      "{\"s\":\"quote \\\" backslash \\\\ slash / nl \\n cr \\r tab \\t bs \\b ff \\f\"}",
+      "[\"\\u0001\\u001f\\u007f \\u0080 \\u00e9 \\u20ac \\ud83d\\ude00 \\u2028\"]",
+      "{\"k\\\"ey\\n\":\"v\",\"\\u00e9t\\u00e9\":\"\\u00e9\"}",
+      "[9223372036854775807,-9223372036854775808,0,-1,1.5,-0.0,1e300,2.5e-8,0.1]",
+      "{\"data\":{\"mapRoles\":\"- rolearn: \\\"arn:aws:iam::1:role/a\\\"\\n  groups:\\n    - \\\"g\\\"\\n\"}}",
+  };
+  for (size_t i = 0; i < sizeof docs / sizeof *docs; i++) {
+    json_error_t je;
+    json_t *v = json_loads(docs[i], 0, &je);
+    cr_assert_not_null(v, "doc %zu: %s", i, je.text);
+    char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    size_t len = 0;
+    char *got = ck_json_dumps(v, &len);
+    cr_assert_not_null(got, "doc %zu", i);
+    cr_assert_str_eq(got, want, "doc %zu", i);
+    cr_assert_eq(len, strlen(want));
+    free(got);
+    free(want);
+    json_decref(v);
+  }
+  /* NUL inside a string and a key (built, as jansson's parser refuses
+   * \u0000 by default); a top-level scalar. */
+  json_t *o = json_object();
+  json_object_setn_new(o, "a\0b", 3, json_stringn("x\0y", 3));
+  json_t *vals[] = {o, json_stringn("\0", 1), json_integer(-42), json_true(), json_null()};
+  for (size_t i = 0; i < sizeof vals / sizeof *vals; i++) {
+    char *want = json_dumps(vals[i], JSON_COMPACT | JSON_ENCODE_ANY);
+    char *got = ck_json_dumps(vals[i], NULL);
+    cr_assert(want && got, "value %zu", i);
+    cr_assert_str_eq(got, want, "value %zu", i);
+    free(got);
+    free(want);
+    json_decref(vals[i]);
+  }
+}
+
+/* What jansson cannot encode is refused, and nothing of it is left in the
+ * buffer: a string that is not UTF-8 (only the unchecked constructors
+ * make one), nesting past the limit. */
+CK_TEST(jsonout, refuses_what_jansson_refuses_and_leaves_nothing) {
+  const char *bad[] = {"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    json_t *v = json_pack("{s:[o]}", "k", json_stringn_nocheck(bad[i], strlen(bad[i])));
+    cr_assert_null(json_dumps(v, JSON_COMPACT), "jansson encodes bad[%zu]", i);
+    ck_buf_t b = {0};
+    ck_buf_puts(&b, "kept");
+    cr_assert_eq(ck_json_dump(v, &b), CK_EINVAL, "bad[%zu]", i);
+    cr_assert_eq(b.len, 4);
+    cr_assert_str_eq(b.data, "kept");
+    ck_buf_free(&b);
+    cr_assert_null(ck_json_dumps(v, NULL));
+    json_decref(v);
+  }
+  json_t *deep = json_array();
+  for (int i = 0; i < CK_JSON_MAX_DEPTH + 1; i++) {
+    json_t *outer = json_array();
+    json_array_append_new(outer, deep);
+    deep = outer;
+  }
+  ck_buf_t b = {0};
+  cr_assert_eq(ck_json_dump(deep, &b), CK_EINVAL);
+  cr_assert_eq(b.len, 0);
+  ck_buf_free(&b);
+  json_decref(deep);
+  cr_assert_eq(ck_json_dump(NULL, &b), CK_EINVAL);
 }
