@@ -5,15 +5,17 @@
  * parse cache, each after one object changed (a new object, the others
  * the same as before, as the snapshot memo hands them out), into what the
  * merge before wrote; each merge also encodes its ConfigMap (the request
- * body, with the client's encoder) and parses it back (the cache's copy),
- * as the operator does.
+ * body) and parses it back (the answer), with the client's encoder and
+ * reader, as the operator does.
  * usage: bench-merge [N] [ROUNDS] [CHURN]
  * Prints one JSON line: objects, seconds per merge (median and min over
  * the rounds; churn: over its merges) for each case, the bytes written,
- * seconds to encode the request body of the first write (median of 21,
- * the client's encoder and jansson's, alternated), peak RSS. */
+ * seconds to encode the request body of the first write and to read it
+ * back (median of 21; the client's encoder and reader, and jansson's,
+ * alternated), peak RSS. */
 #include "awsauth.h"
 #include "bench_util.h"
+#include "util/jsonin.h"
 #include "util/jsonout.h"
 
 #include <stdio.h>
@@ -85,8 +87,9 @@ static void churn(json_t *live, json_t *objects, int merges, double *per) {
       fprintf(stderr, "churn: merge %d wrote nothing\n", m);
       exit(1);
     }
-    char *body = ck_json_dumps(next, NULL); /* as the client encodes it */
-    json_t *back = body ? json_loads(body, 0, NULL) : NULL;
+    size_t blen = 0;
+    char *body = ck_json_dumps(next, &blen); /* as the client encodes and reads */
+    json_t *back = body ? ck_json_loadb(body, blen, false, NULL) : NULL;
     per[m] = bench_now_s() - t0;
     if (!back) {
       fprintf(stderr, "churn: encoding merge %d failed\n", m);
@@ -131,9 +134,10 @@ int main(int argc, char **argv) {
   char *body = json_dumps(written, JSON_COMPACT);
   size_t body_bytes = body ? strlen(body) : 0;
   free(body);
-  /* The request body of that write: the client's encoder and jansson's. */
+  /* The request body of that write, encoded and read back: the client's
+   * encoder and reader, and jansson's, alternated. */
   enum { ENCODES = 21 };
-  double enc[2][ENCODES];
+  double enc[2][ENCODES], dec[2][ENCODES];
   for (int r = 0; r < ENCODES; r++)
     for (int w = 0; w < 2; w++) {
       double t0 = bench_now_s();
@@ -143,10 +147,20 @@ int main(int argc, char **argv) {
         fprintf(stderr, "encode: %s\n", e ? "a different length" : "failed");
         exit(1);
       }
+      t0 = bench_now_s();
+      json_t *d = w ? json_loadb(e, body_bytes, 0, NULL) : ck_json_loadb(e, body_bytes, false, NULL);
+      dec[w][r] = bench_now_s() - t0;
+      if (!d || !json_equal(d, written)) {
+        fprintf(stderr, "decode: %s\n", d ? "a different tree" : "failed");
+        exit(1);
+      }
+      json_decref(d);
       free(e);
     }
-  qsort(enc[0], ENCODES, sizeof(double), bench_cmp_double);
-  qsort(enc[1], ENCODES, sizeof(double), bench_cmp_double);
+  for (int w = 0; w < 2; w++) {
+    qsort(enc[w], ENCODES, sizeof(double), bench_cmp_double);
+    qsort(dec[w], ENCODES, sizeof(double), bench_cmp_double);
+  }
   qsort(first, (size_t)rounds, sizeof *first, bench_cmp_double);
   qsort(again, (size_t)rounds, sizeof *again, bench_cmp_double);
   double *per = calloc((size_t)merges, sizeof *per);
@@ -158,10 +172,11 @@ int main(int argc, char **argv) {
          "\"first_write_min_s\":%.4f,\"unchanged_s\":%.4f,\"unchanged_min_s\":%.4f,"
          "\"churn_merges\":%d,\"churn_s\":%.5f,\"churn_min_s\":%.5f,"
          "\"data_bytes\":%zu,\"annotation_bytes\":%zu,\"body_bytes\":%zu,"
-         "\"encode_s\":%.5f,\"encode_jansson_s\":%.5f,\"max_rss_kib\":%ld}\n",
+         "\"encode_s\":%.5f,\"encode_jansson_s\":%.5f,\"decode_s\":%.5f,"
+         "\"decode_jansson_s\":%.5f,\"max_rss_kib\":%ld}\n",
          n, rounds, first[rounds / 2], first[0], again[rounds / 2], again[0], merges,
          per[merges / 2], per[0], bytes, ann_bytes, body_bytes, enc[0][ENCODES / 2],
-         enc[1][ENCODES / 2], ru.ru_maxrss);
+         enc[1][ENCODES / 2], dec[0][ENCODES / 2], dec[1][ENCODES / 2], ru.ru_maxrss);
   free(first);
   free(again);
   free(per);

@@ -5,6 +5,7 @@
  * (strings, nesting); every piece it cuts out is parsed by jansson, which
  * checks the rest, so the walk accepts what a whole parse would. */
 #include "kube/kube_internal.h"
+#include "util/jsonin.h"
 
 #include <string.h>
 
@@ -60,10 +61,10 @@ static int fault(ck_error_t *err, size_t at, const char *what) {
 
 /* The value b[s..e) parsed on its own; NULL (err set) when invalid. */
 static json_t *parse(const char *b, size_t s, size_t e, ck_error_t *err) {
-  json_error_t je;
-  json_t *v = json_loadb(b + s, e - s, JSON_DECODE_ANY, &je);
+  ck_json_err_t je;
+  json_t *v = ck_json_loadb(b + s, e - s, true, &je);
   if (!v)
-    ck_error_set(err, CK_EPARSE, "not a List at byte %zu: %s", s + (size_t)je.position, je.text);
+    ck_error_set(err, CK_EPARSE, "not a List at byte %zu: %s", s + je.position, je.text);
   return v;
 }
 

@@ -3,6 +3,7 @@
 #include "crdkit/client.h"
 
 #include "kube/kube_internal.h"
+#include "util/jsonin.h"
 #include "util/jsonout.h"
 
 #include <stdio.h>
@@ -113,11 +114,11 @@ static int send_json(ck_client_t *c, const char *method, ck_buf_t *path, const c
   ck_response_t resp;
   int rc = ck_client_request(c, &req, &resp, err);
   if (rc == 0 && out) {
-    json_error_t je;
-    *out = json_loadb(resp.body, resp.body_len, 0, &je);
+    ck_json_err_t je;
+    *out = ck_json_loadb(resp.body, resp.body_len, false, &je);
     if (!*out)
-      rc = ck_error_set(err, CK_EPARSE, "%s %s: answer is not JSON (%s)", method, path->data,
-                        je.text);
+      rc = ck_error_set(err, CK_EPARSE, "%s %s: answer is not JSON (byte %zu: %s)", method,
+                        path->data, je.position, je.text);
   }
   ck_response_free(&resp);
   ck_buf_free(path);

@@ -3,6 +3,7 @@
 #include "crdkit/watch.h"
 
 #include "kube/kube_internal.h"
+#include "util/jsonin.h"
 #include "util/timeutil.h"
 
 #include <errno.h>
@@ -69,10 +70,10 @@ static int sink(void *ctx, const char *data, size_t len) {
 
 int ck_watch_event_decode(const char *line, size_t len, ck_watch_event_t *ev, ck_error_t *err) {
   memset(ev, 0, sizeof *ev);
-  json_error_t je;
-  json_t *doc = json_loadb(line, len, 0, &je);
+  ck_json_err_t je;
+  json_t *doc = ck_json_loadb(line, len, false, &je);
   if (!doc)
-    return ck_error_set(err, CK_EPARSE, "watch event is not JSON (column %d: %s)", je.column,
+    return ck_error_set(err, CK_EPARSE, "watch event is not JSON (byte %zu: %s)", je.position,
                         je.text);
   const char *type = json_string_value(json_object_get(doc, "type"));
   json_t *obj = json_object_get(doc, "object");

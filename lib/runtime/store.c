@@ -13,6 +13,7 @@
 
 #include "crdkit/error.h"
 #include "util/buf.h"
+#include "util/jsonin.h"
 #include "util/jsonout.h"
 #include "util/parallel.h"
 #include "util/pool.h"
@@ -462,7 +463,7 @@ static void maybe_compact(ck_store_t *s) {
 static json_t *parse(const entry_t *e) {
   char buf[4096], *heap;
   const char *j = untokenise(e, buf, sizeof buf, &heap);
-  json_t *o = j ? json_loadb(j, e->raw, 0, NULL) : NULL;
+  json_t *o = j ? ck_json_loadb(j, e->raw, false, NULL) : NULL;
   free(heap);
   return o;
 }

@@ -1,10 +1,11 @@
-/* Unit tests of lib/util: buffers, base64, RFC 3339, errors, logging, JSON out. */
+/* Unit tests of lib/util: buffers, base64, RFC 3339, errors, logging, JSON in and out. */
 #include "cktest.h"
 
 #include "crdkit/error.h"
 #include "crdkit/log.h"
 #include "util/base64.h"
 #include "util/buf.h"
+#include "util/jsonin.h"
 #include "util/jsonout.h"
 #include "util/timeutil.h"
 
@@ -609,4 +610,79 @@ CK_TEST(jsonout, refuses_what_jansson_refuses_and_leaves_nothing) {
   ck_buf_free(&b);
   json_decref(deep);
   cr_assert_eq(ck_json_dump(NULL, &b), CK_EINVAL);
+}
+
+/* ---- ck_json_loadb ------------------------------------------------------- */
+
+/* Accepts what jansson accepts, with an equal tree, and refuses what it
+ * refuses: each text with flags 0 and with JSON_DECODE_ANY. */
+CK_TEST(jsonin, same_verdicts_and_trees_as_jansson) {
+  static const char *texts[] = {
+      "{}", "[]", " \t\r\n[ ] \n", "{\"a\":1,\"b\":[true,false,null],\"a\":2}",
+      "[0,-0,1,-1,9223372036854775807,-9223372036854775808,9223372036854775808,"
+      "-9223372036854775809]",
+      "[9223372036854775807]", "[-9223372036854775808]", "[9223372036854775808]",
+      "[0.5,-1.5e-3,1E+2,1e-400,2.5E8,-0.0]", "[1e400]", "[-1e400]",
+      "[01]", "[1.]", "[.5]", "[1e]", "[1e+]", "[-]", "[+1]", "[1x]", "[1 2]", "[1,]", "[,1]",
+      "[\"a\\\"\\\\\\/\\b\\f\\n\\r\\t\"]", "[\"\\u00e9\\u20AC\\ud83d\\ude00\"]",
+      "[\"\\u0000\"]", "[\"\\ud800\"]", "[\"\\udc00\"]", "[\"\\ud800\\u0041\"]", "[\"\\ud800x\"]",
+      "[\"\\u12\"]", "[\"\\x\"]", "[\"a\tb\"]", "[\"a\x7f" "b\"]", "[\"\xc3\xa9\"]",
+      "[\"\xc3\"]", "[\"\xff\"]", "[\"\xed\xa0\x80\"]", "[\"\xf4\x90\x80\x80\"]",
+      "[\"\xe2\x82\xac\xf0\x9f\x98\x80\"]", "[\"unterminated]", "{\"a\" 1}", "{\"a\":}",
+      "{a:1}", "{\"a\":1,}", "{\"a\":1 \"b\":2}", "[tru]", "[truex]", "[nul]", "true", "null",
+      "1", "\"s\"", "", "   ", "[] x", "[]]", "\xef\xbb\xbf[]", "[[[[]]]]", "{\"\":\"\"}",
+  };
+  for (size_t i = 0; i < sizeof texts / sizeof *texts; i++) {
+    for (int any = 0; any < 2; any++) {
+      json_t *want = json_loadb(texts[i], strlen(texts[i]), any ? JSON_DECODE_ANY : 0, NULL);
+      ck_json_err_t e;
+      json_t *got = ck_json_loadb(texts[i], strlen(texts[i]), any != 0, &e);
+      cr_assert_eq(want != NULL, got != NULL, "text %zu (any %d): jansson %s, ours %s (%s)", i,
+                   any, want ? "accepts" : "refuses", got ? "accepts" : "refuses",
+                   got ? "" : e.text);
+      if (want) {
+        cr_assert(json_equal(want, got), "text %zu: different trees", i);
+        cr_assert_eq(json_typeof(want), json_typeof(got));
+      } else {
+        cr_assert(e.text[0], "text %zu: no reason", i);
+        cr_assert_leq(e.position, strlen(texts[i]), "text %zu", i);
+      }
+      json_decref(want);
+      json_decref(got);
+    }
+  }
+}
+
+/* Types as jansson gives them (an integer stays an integer, -0 too), the
+ * fault's place, the depth limit, and a NUL jansson would skip. */
+CK_TEST(jsonin, types_positions_depth) {
+  json_t *v = ck_json_loadb("[-0,1.0,\"x\\u0041\"]", 18, false, NULL);
+  cr_assert_not_null(v);
+  cr_assert(json_is_integer(json_array_get(v, 0)));
+  cr_assert(json_is_real(json_array_get(v, 1)));
+  cr_assert_str_eq(json_string_value(json_array_get(v, 2)), "xA");
+  json_decref(v);
+  ck_json_err_t e;
+  cr_assert_null(ck_json_loadb("{\"a\": [1, 2,, 3]}", 17, false, &e));
+  cr_assert_eq(e.position, 12, "%zu: %s", e.position, e.text);
+  cr_assert_null(ck_json_loadb("[1]\0", 4, false, &e));
+  cr_assert_null(ck_json_loadb("[1\0]", 4, false, &e), "a NUL after a number");
+  cr_assert_null(ck_json_loadb(NULL, 0, true, &e));
+  /* CK_JSON_PARSE_MAX_DEPTH values deep is the most. */
+  for (int extra = 0; extra < 2; extra++) {
+    size_t d = CK_JSON_PARSE_MAX_DEPTH + (size_t)extra;
+    char *t = malloc(2 * d + 1);
+    memset(t, '[', d);
+    memset(t + d, ']', d);
+    t[2 * d] = '\0';
+    json_t *want = json_loadb(t, 2 * d, 0, NULL);
+    json_t *got = ck_json_loadb(t, 2 * d, false, &e);
+    cr_assert_eq(got != NULL, extra == 0, "depth %zu", d);
+    cr_assert_eq(want != NULL, got != NULL, "depth %zu: jansson differs", d);
+    if (!got)
+      cr_assert(strstr(e.text, "depth"), "%s", e.text);
+    json_decref(want);
+    json_decref(got);
+    free(t);
+  }
 }
