@@ -163,6 +163,10 @@ static bool read_string(rd_t *r, const char **out, size_t *len) {
   }
   if (esc) {
     ck_buf_append(&r->scratch, s + run, r->i - run);
+    if (r->scratch.oom) { /* it would be cut short */
+      fail(r, start, "out of memory");
+      return false;
+    }
     *out = r->scratch.data ? r->scratch.data : "";
     *len = r->scratch.len;
   } else {
