@@ -2,8 +2,9 @@
  * builds every object's tree at once (several MiB, the peak of a relist);
  * here the text is split at the top level and each item is parsed, handed
  * on and freed before the next. The split follows only the punctuation
- * (strings, nesting); every piece it cuts out is parsed by jansson, which
- * checks the rest, so the walk accepts what a whole parse would. */
+ * (strings, nesting); every piece it cuts out is parsed by the JSON
+ * reader (util/jsonin.h), which checks the rest, so the walk accepts what
+ * a whole parse would. */
 #include "kube/kube_internal.h"
 #include "util/jsonin.h"
 

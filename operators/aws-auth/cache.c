@@ -274,11 +274,17 @@ void aa_cache_entry_put(aa_cache_t *cache, aa_kind_t k, const char *text, json_t
   }
 }
 
-const char *aa_cache_entry_text(aa_cache_t *cache, aa_kind_t k, const json_t *entry, size_t *len) {
+/* The memo of this very entry (by its address), or NULL. */
+static entmemo_t *entmemo_of(aa_cache_t *cache, aa_kind_t k, const json_t *entry) {
   char key[2 * sizeof(uintptr_t) + 1];
   obj_key(entry, key);
   entmemo_t *m = ck_strmap_get(&cache->eptr[k], key);
-  if (!m || m->entry != entry)
+  return m && m->entry == entry ? m : NULL;
+}
+
+const char *aa_cache_entry_text(aa_cache_t *cache, aa_kind_t k, const json_t *entry, size_t *len) {
+  entmemo_t *m = entmemo_of(cache, k, entry);
+  if (!m)
     return NULL;
   m->m.gen = cache->egen[k];
   *len = m->len;
@@ -286,14 +292,7 @@ const char *aa_cache_entry_text(aa_cache_t *cache, aa_kind_t k, const json_t *en
 }
 
 void aa_cache_entry_hash(aa_cache_t *cache, aa_kind_t k, const json_t *entry, char out[17]) {
-  entmemo_t *m = NULL;
-  if (cache) {
-    char key[2 * sizeof(uintptr_t) + 1];
-    obj_key(entry, key);
-    m = ck_strmap_get(&cache->eptr[k], key);
-    if (m && m->entry != entry)
-      m = NULL;
-  }
+  entmemo_t *m = cache ? entmemo_of(cache, k, entry) : NULL;
   if (m && m->hash[0]) {
     memcpy(out, m->hash, 17);
     return;

@@ -394,27 +394,18 @@ int aa_emit_checked(aa_kind_t kind, const json_t *list, aa_cache_t *cache, char 
   ck_buf_t b = {0};
   bool blocks;
   int rc = emit_blocks(list, kind, cache, &b, off, known, &blocks);
-  if (rc) {
-    free(off);
-    free(known);
-    ck_buf_free(&b);
-    return ck_error_set(err, rc, "%s: cannot emit the entries", aa_kind_key(kind));
-  }
-  if (b.len > AA_MAX_DATA_BYTES) {
-    free(off);
-    free(known);
-    ck_buf_free(&b);
-    return emit_error(kind, CK_ETOOBIG, NULL, err);
-  }
-  if (cache && blocks) {
+  if (rc)
+    rc = ck_error_set(err, rc, "%s: cannot emit the entries", aa_kind_key(kind));
+  else if (b.len > AA_MAX_DATA_BYTES)
+    rc = emit_error(kind, CK_ETOOBIG, NULL, err);
+  else if (cache && blocks)
     rc = check_entries(kind, list, cache, &b, off, known, out, back_out, err);
-    free(off);
-    free(known);
-    return rc;
-  }
+  else
+    rc = check_whole(kind, list, ck_buf_steal(&b), out, back_out, err);
+  ck_buf_free(&b); /* emptied by whoever took its text */
   free(off);
   free(known);
-  return check_whole(kind, list, ck_buf_steal(&b), out, back_out, err);
+  return rc;
 }
 
 /* A string jansson writes as its bytes between quotes: printable ASCII
